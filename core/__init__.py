@@ -1,0 +1,1 @@
+"""dbr's engine: plans, journal, migrations, backups and health, without a UI."""

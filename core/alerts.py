@@ -1,0 +1,219 @@
+"""Alert sinks: a JSON-lines file and webhooks, each with a minimum severity.
+
+A sink never fails or blocks an operation: webhooks are posted from a background
+thread, and a delivery that fails after its retries is recorded in the journal.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from core import events as ev
+from core.config import SinkConfig
+from core.errors import ConfigError
+from core.events import Event, Severity
+from core.secrets import display_url, register
+
+log = logging.getLogger(__name__)
+
+GROUPED = {ev.HEALTH_DEGRADED, ev.HEALTH_INCONCLUSIVE}
+NOT_ALERTS = {ev.HEALTH_SAMPLED, ev.STEP_PROGRESS, "step.log", ev.STEP_STARTED}
+
+
+class Sink:
+    name = "sink"
+
+    def __init__(self, min_severity: Severity) -> None:
+        self.min_severity = min_severity
+
+    def wants(self, event: Event) -> bool:
+        return event.kind not in NOT_ALERTS and event.severity >= self.min_severity
+
+    def send(self, event: Event) -> None:
+        raise NotImplementedError
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Deliver what is pending, waiting at most timeout seconds."""
+
+
+class JsonLinesSink(Sink):
+    def __init__(self, path: Path, min_severity: Severity) -> None:
+        super().__init__(min_severity)
+        self.path = path
+        self.name = f"jsonl:{path}"
+        self._lock = threading.Lock()
+
+    def send(self, event: Event) -> None:
+        line = json.dumps(event.to_dict(), sort_keys=True) + "\n"
+        with self._lock:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            with os.fdopen(fd, "a", encoding="utf-8") as handle:
+                handle.write(line)
+
+
+class WebhookSink(Sink):
+    """POSTs JSON with a Slack-compatible `text` field, from its own thread."""
+
+    def __init__(self, url: str, min_severity: Severity, *, timeout: float,
+                 retries: int, on_failure: Callable[[str, Event, str], None],
+                 backoff: float = 0.5) -> None:
+        super().__init__(min_severity)
+        register_url_secret(url)
+        self.url = url
+        self.name = f"webhook:{display_url(url)}"
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+        self.on_failure = on_failure
+        self._queue: queue.Queue[Event | None] = queue.Queue(maxsize=1000)
+        self._thread = threading.Thread(target=self._deliver, daemon=True,
+                                        name="dbr-webhook")
+        self._thread.start()
+
+    def send(self, event: Event) -> None:
+        try:
+            self._queue.put_nowait(event)
+        except queue.Full:
+            self.on_failure(self.name, event, "the webhook queue is full; dropped")
+
+    def close(self, timeout: float = 5.0) -> None:
+        try:
+            self._queue.put(None, timeout=timeout)
+        except queue.Full:
+            return
+        self._thread.join(timeout)
+
+    def _deliver(self) -> None:
+        with httpx.Client(timeout=self.timeout, follow_redirects=False) as client:
+            while (event := self._queue.get()) is not None:
+                error = self._post(client, event)
+                if error:
+                    self.on_failure(self.name, event, error)
+
+    def _post(self, client: httpx.Client, event: Event) -> str | None:
+        body = event.to_dict()
+        body["text"] = slack_text(event)
+        error = ""
+        for attempt in range(self.retries + 1):
+            if attempt:
+                time.sleep(self.backoff * 2 ** (attempt - 1))
+            try:
+                response = client.post(self.url, json=body)
+            except httpx.HTTPError as exc:
+                error = f"{type(exc).__name__}: {exc}"
+                continue
+            if response.status_code < 300:
+                return None
+            error = f"HTTP {response.status_code}"
+            if 400 <= response.status_code < 500 and response.status_code != 429:
+                break
+        return f"{self.name} failed after {attempt + 1} attempt(s): {error}"
+
+
+def register_url_secret(url: str) -> None:
+    """Webhook URLs often carry their secret in the path; keep it out of output."""
+    try:
+        parts = httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        raise ConfigError("invalid webhook URL", cause=str(exc)) from None
+    register(parts.password)
+    if parts.path.strip("/"):
+        register(parts.path.rstrip("/").rsplit("/", 1)[-1])
+
+
+def slack_text(event: Event) -> str:
+    mark = {Severity.INFO: "[info]", Severity.WARNING: "[WARNING]",
+            Severity.CRITICAL: "[CRITICAL]"}[event.severity]
+    where = f" {event.target}:" if event.target else ""
+    return f"{mark}{where} {event.to_dict()['message']}"
+
+
+class Router:
+    """Sends bus events to sinks, grouping repeated health alerts in a quiet period."""
+
+    def __init__(self, sinks: list[Sink], quiet_period: float,
+                 record_failure: Callable[[Event], None]) -> None:
+        self.sinks = sinks
+        self.quiet_period = quiet_period
+        self.record_failure = record_failure
+        self._last_sent: dict[tuple[str, str | None], float] = {}
+        self._suppressed: dict[tuple[str, str | None], int] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, event: Event) -> None:
+        event = self._group(event)
+        if event is None:
+            return
+        for sink in self.sinks:
+            if not sink.wants(event):
+                continue
+            try:
+                sink.send(event)
+            except Exception as exc:
+                self.failed(sink.name, event, f"{type(exc).__name__}: {exc}")
+
+    def _group(self, event: Event) -> Event | None:
+        if event.kind not in GROUPED:
+            if event.kind == ev.HEALTH_RECOVERED:
+                with self._lock:
+                    self._last_sent.pop((ev.HEALTH_DEGRADED, event.target), None)
+            return event
+        key = (event.kind, event.target)
+        now = time.monotonic()
+        with self._lock:
+            last = self._last_sent.get(key)
+            if last is not None and now - last < self.quiet_period:
+                self._suppressed[key] = self._suppressed.get(key, 0) + 1
+                return None
+            self._last_sent[key] = now
+            count = self._suppressed.pop(key, 0)
+        if not count:
+            return event
+        return Event(kind=event.kind, message=f"{event.message} ({count} similar "
+                     "alerts grouped in the quiet period)", severity=event.severity,
+                     target=event.target, operation_id=event.operation_id,
+                     data={**event.data, "grouped": count}, at=event.at)
+
+    def failed(self, sink_name: str, event: Event, error: str) -> None:
+        log.warning("alert sink %s failed on %s: %s", sink_name, event.kind, error)
+        self.record_failure(Event(
+            kind=ev.ALERT_FAILED, message=f"alert {event.kind} not delivered: {error}",
+            severity=Severity.WARNING, target=event.target,
+            operation_id=event.operation_id,
+            data={"sink": sink_name, "event": event.kind, "error": error},
+        ))
+
+    def close(self, timeout: float = 5.0) -> None:
+        for sink in self.sinks:
+            sink.close(timeout)
+
+
+def build_sinks(configs: tuple[SinkConfig, ...],
+                on_failure: Callable[[str, Event, str], None]) -> list[Sink]:
+    sinks: list[Sink] = []
+    for index, config in enumerate(configs):
+        severity = Severity.parse(config.min_severity)
+        if config.type == "jsonl":
+            sinks.append(JsonLinesSink(config.path, severity))
+            continue
+        url = config.url
+        if config.url_env:
+            url = os.environ.get(config.url_env)
+            if not url:
+                raise ConfigError(f"alerts.sinks[{index}] needs a webhook URL",
+                                  cause=f"${config.url_env} is not set",
+                                  hint=f"export {config.url_env}=https://...")
+        sinks.append(WebhookSink(url, severity, timeout=config.timeout,
+                                 retries=config.retries, on_failure=on_failure))
+    return sinks

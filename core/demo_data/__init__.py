@@ -1,0 +1,1 @@
+"""The demo workspace's files: dbr.toml, an Alembic project and the shop's data."""

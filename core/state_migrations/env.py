@@ -1,0 +1,11 @@
+"""Alembic environment for dbr's own state store; dbr passes the connection."""
+
+from alembic import context
+
+from core.state import metadata
+
+connection = context.config.attributes["connection"]
+context.configure(connection=connection, target_metadata=metadata,
+                  version_table="dbr_state_version", render_as_batch=True)
+with context.begin_transaction():
+    context.run_migrations()
