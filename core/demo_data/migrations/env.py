@@ -1,4 +1,4 @@
-"""Alembic's entry point for the demo shop: online, with a given connection, or --sql."""
+"""Alembic's entry point for the demo shop: online, on a given connection, or --sql."""
 
 from __future__ import annotations
 
