@@ -48,10 +48,11 @@ def init_demo(directory: Path, *, force: bool = False) -> Path:
             _copy(source / name, directory / name)
         (directory / "backups" / "shop").mkdir(parents=True, exist_ok=True)
         _build_database(directory, source / ROWS)
-    except OSError as exc:
+    except (OSError, sqlite3.Error, sa.exc.SQLAlchemyError) as exc:
+        cause = exc.strerror if isinstance(exc, OSError) else None
         raise DbrError(
             f"cannot write the demo workspace into {directory}",
-            cause=exc.strerror or str(exc),
+            cause=cause or str(exc),
             hint="choose a folder you can write to",
         ) from exc
     log.info("demo workspace written to %s", directory)
