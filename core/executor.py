@@ -77,7 +77,7 @@ class Executor:
                       bus=self.bus, operation_id=operation_id, cancel=cancel)
         self._emit(ctx, ev.OPERATION_STARTED, f"{plan.title} started",
                    Severity.WARNING if plan.kind.startswith("rollback") else
-                   Severity.INFO, kind=plan.kind, steps=[s.name for s in steps])
+                   Severity.INFO, operation_kind=plan.kind, steps=[s.name for s in steps])
         if options["safety_backup_declined"]:
             ctx.log("safety backup declined by the operator", Severity.WARNING)
 
@@ -160,7 +160,7 @@ class Executor:
             CANCELLED: (ev.OPERATION_CANCELLED, Severity.WARNING),
         }.get(status, (ev.OPERATION_FAILED, Severity.CRITICAL))
         message = f"{plan.title} {status}" + (f": {error}" if error else "")
-        self._emit(ctx, kind, message, severity, kind=plan.kind, status=status,
+        self._emit(ctx, kind, message, severity, operation_kind=plan.kind, status=status,
                    report=report or {})
         return outcome
 
