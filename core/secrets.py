@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 from sqlalchemy.engine import URL, make_url
 
@@ -14,10 +15,14 @@ _secrets: set[str] = set()
 
 
 def register(secret: str | None) -> None:
-    """Remember a secret so that redact() removes it wherever it turns up."""
-    if secret and len(secret) >= 3:
-        with _lock:
-            _secrets.add(secret)
+    """Remember a secret, and the ways URLs escape it, so redact() removes it."""
+    if not secret or len(secret) < 3:
+        return
+    rendered = URL.create("x", username="u", password=secret, host="h")
+    in_url = rendered.render_as_string(hide_password=False)[len("x://u:"):-len("@h")]
+    forms = {secret, in_url, quote(secret, safe=""), quote_plus(secret)}
+    with _lock:
+        _secrets.update(forms)
 
 
 def redact(text: str) -> str:
