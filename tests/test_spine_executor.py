@@ -252,3 +252,18 @@ def test_two_dbr_processes_one_is_refused_with_exit_3_and_the_holder(
     assert "target 't' is locked" in result.stderr
     assert f"pid {holder.pid}" in result.stderr
     time.sleep(0)  # the lock is released by nobody: the holder was killed
+
+
+def test_the_state_store_can_live_in_postgresql(pg_url: str, sqlite_url: str) -> None:
+    journal = Journal(Store(pg_url))
+    executor, _ = recording(journal)
+    outcome = executor.run(Plan("test.run", "t", "on a shared store",
+                                steps=[step("a"), step("b")]),
+                           make_target(sqlite_url), confirmed=True)
+    assert outcome.ok
+    again = Journal(Store(pg_url))  # a second bastion opening the same store
+    [entry] = again.operations("t")
+    assert entry["id"] == outcome.operation_id and entry["status"] == "succeeded"
+    assert [s["name"] for s in again.operation(entry["id"])["steps"]] == ["a", "b"]
+    journal.store.close()
+    again.store.close()
