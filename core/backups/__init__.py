@@ -1,0 +1,36 @@
+"""Backups: create, catalog, verify, restore, retention and prune.
+
+The public API (the CLI and the console call these, nothing deeper):
+
+    create_backup(ws, target, label=None, pin=False, progress=None) -> Backup
+        Runs a one-step "backup.create" plan through the executor (lock, journal)
+        and returns the new Backup record (.to_dict() for JSON). progress(done,
+        total) receives bytes. Raises DbrError when the backup failed.
+    list_backups(ws, target=None) -> list[Backup]       newest first
+    get_backup(ws, id_prefix) -> Backup                  unique id prefix
+    rescan(ws) -> Rescan                                 rebuild the index from
+        the manifests of every target's backup folder; .damaged lists the rest
+    pin(ws, id_prefix, reason=None) / unpin(ws, id_prefix) -> Backup
+    verify_backup(ws, id_prefix, deep=False, progress=None) -> Verification
+        Runs a one-step "backup.verify" plan; the result is recorded in the
+        catalog either way. .ok, .to_dict().
+    plan_restore(ws, id_prefix, target=None, into=None) -> Plan
+        A "backup.restore" plan for the executor (ws.executor.run) with its
+        preflight already done; target is a target name, into a database URL.
+    plan_prune(ws, target) -> Plan                       a "backup.prune" plan
+    retention_verdicts(ws, target) -> list[Verdict]      keep/remove + reasons
+    safety_backup_step(target, reason) -> Step           for other plans: takes a
+        pinned backup; returns {"backup_id", "path"}, sets
+        ctx.results["safety_backup_id"].
+"""
+
+from core.backups.api import (
+    create_backup, get_backup, list_backups, pin, rescan, unpin,
+)
+from core.backups.catalog import Backup, Rescan
+from core.backups.create import safety_backup_step
+
+__all__ = [
+    "Backup", "Rescan", "create_backup", "get_backup", "list_backups", "pin",
+    "rescan", "safety_backup_step", "unpin",
+]

@@ -1,0 +1,197 @@
+"""Facts about a live database that a manifest records and a restore compares with.
+
+Row counts per table, the Alembic heads, and what a restore will need from the
+server it lands on (roles owning objects, extensions, DEFINER accounts).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from core.targets import Target
+
+PG_SYSTEM = ("pg_catalog", "information_schema")
+_PG_TABLES = """
+select n.nspname, c.relname from pg_class c
+join pg_namespace n on n.oid = c.relnamespace
+where c.relkind in ('r', 'p') and n.nspname not in ('pg_catalog', 'information_schema')
+  and n.nspname not like 'pg\\_toast%' and n.nspname not like 'pg\\_temp%'
+  and not exists (select 1 from pg_depend d where d.classid = 'pg_class'::regclass
+                  and d.objid = c.oid and d.deptype = 'e')
+order by 1, 2
+"""
+_PG_OWNERS = """
+select distinct pg_get_userbyid(owner) from (
+  select c.relowner as owner from pg_class c
+    join pg_namespace n on n.oid = c.relnamespace
+    where n.nspname not in ('pg_catalog', 'information_schema')
+      and n.nspname not like 'pg\\_toast%'
+  union select p.proowner from pg_proc p
+    join pg_namespace n on n.oid = p.pronamespace
+    where n.nspname not in ('pg_catalog', 'information_schema')
+  union select t.typowner from pg_type t
+    join pg_namespace n on n.oid = t.typnamespace
+    where n.nspname not in ('pg_catalog', 'information_schema')
+      and n.nspname not like 'pg\\_toast%'
+  union select nspowner from pg_namespace
+    where nspname not in ('pg_catalog', 'information_schema')
+      and nspname not like 'pg\\_%'
+) owners
+"""
+_MYSQL_DEFINERS = """
+select definer from information_schema.views where table_schema = :db
+union select definer from information_schema.routines where routine_schema = :db
+union select definer from information_schema.triggers where trigger_schema = :db
+union select definer from information_schema.events where event_schema = :db
+"""
+
+
+def quote(dialect: str, name: str) -> str:
+    if dialect == "mysql":
+        return "`" + name.replace("`", "``") + "`"
+    return '"' + name.replace('"', '""') + '"'
+
+
+def table_names(conn: Connection, dialect: str) -> list[str]:
+    """User tables, schema-qualified on PostgreSQL when not in public."""
+    if dialect == "postgresql":
+        return [name if schema == "public" else f"{schema}.{name}"
+                for schema, name in conn.execute(sa.text(_PG_TABLES))]
+    if dialect == "mysql":
+        return list(conn.execute(sa.text(
+            "select table_name from information_schema.tables where table_schema = "
+            "database() and table_type = 'BASE TABLE' order by table_name")).scalars())
+    return list(conn.execute(sa.text(
+        "select name from sqlite_master where type = 'table' and name not like "
+        "'sqlite\\_%' escape '\\' order by name")).scalars())
+
+
+def qualified(dialect: str, table: str) -> str:
+    if dialect == "postgresql" and "." in table:
+        schema, name = table.split(".", 1)
+        return f"{quote(dialect, schema)}.{quote(dialect, name)}"
+    return quote(dialect, table)
+
+
+def row_counts(conn: Connection, dialect: str) -> dict[str, int]:
+    """Exact row counts per table (count(*), not the planner's estimate)."""
+    counts = {}
+    for table in table_names(conn, dialect):
+        if dialect == "postgresql" and _is_partition(conn, table):
+            continue  # counted through its parent; listing both would count twice
+        counts[table] = conn.execute(
+            sa.text(f"select count(*) from {qualified(dialect, table)}")).scalar_one()
+    return counts
+
+
+def _is_partition(conn: Connection, table: str) -> bool:
+    schema, _, name = table.rpartition(".")
+    return bool(conn.execute(sa.text(
+        "select c.relispartition from pg_class c join pg_namespace n on "
+        "n.oid = c.relnamespace where n.nspname = :s and c.relname = :n"),
+        {"s": schema or "public", "n": name}).scalar())
+
+
+def alembic_heads(conn: Connection, dialect: str) -> list[str]:
+    """The revisions in alembic_version, or [] when the table is not there."""
+    if "alembic_version" not in table_names(conn, dialect):
+        return []
+    return sorted(conn.execute(
+        sa.text("select version_num from alembic_version")).scalars())
+
+
+def requirements(conn: Connection, dialect: str) -> dict[str, list[str]]:
+    """What the restore of this database needs from the server it lands on."""
+    if dialect == "postgresql":
+        return {
+            "roles": sorted(conn.execute(sa.text(_PG_OWNERS)).scalars()),
+            "extensions": sorted(conn.execute(sa.text(
+                "select extname from pg_extension where extname <> 'plpgsql'"))
+                .scalars()),
+        }
+    if dialect == "mysql":
+        definers = conn.execute(sa.text(_MYSQL_DEFINERS),
+                                {"db": conn.execute(sa.text("select database()"))
+                                 .scalar_one()}).scalars()
+        return {"definers": sorted({d for d in definers if d})}
+    return {}
+
+
+def non_transactional_tables(conn: Connection) -> dict[str, str]:
+    """MySQL tables whose engine a --single-transaction dump cannot snapshot."""
+    rows = conn.execute(sa.text(
+        "select table_name, engine from information_schema.tables where "
+        "table_schema = database() and table_type = 'BASE TABLE' and "
+        "engine not in ('InnoDB')"))
+    return {name: engine for name, engine in rows}
+
+
+def missing_requirements(target: Target, needs: dict[str, Any]) -> list[str]:
+    """Problems a restore into target would hit; [] when everything is there."""
+    problems: list[str] = []
+    with target.engine().connect() as conn:
+        if target.dialect == "postgresql":
+            roles = set(conn.execute(sa.text("select rolname from pg_roles")).scalars())
+            for role in needs.get("roles", []):
+                if role not in roles:
+                    problems.append(f"role {role!r} (it owns objects in the backup) "
+                                    "does not exist")
+            available = set(conn.execute(sa.text(
+                "select name from pg_available_extensions")).scalars())
+            for extension in needs.get("extensions", []):
+                if extension not in available:
+                    problems.append(f"extension {extension!r} is not installed on "
+                                    "the server")
+        elif target.dialect == "mysql":
+            problems += _missing_definers(conn, needs.get("definers", []))
+    return problems
+
+
+def _missing_definers(conn: Connection, definers: list[str]) -> list[str]:
+    if not definers:
+        return []
+    try:
+        accounts = {f"{user}@{host}" for user, host in conn.execute(
+            sa.text("select user, host from mysql.user"))}
+    except sa.exc.DBAPIError:
+        return []  # not allowed to read accounts: the restore itself will say so
+    return [f"DEFINER {definer!r} (of views, routines, triggers or events in the "
+            "backup) is not an account on this server"
+            for definer in definers if definer not in accounts]
+
+
+def object_counts(conn: Connection, dialect: str) -> dict[str, int]:
+    """How many views, triggers and routines there are, for the restore report."""
+    if dialect == "postgresql":
+        query = """
+        select
+          (select count(*) from pg_views where schemaname not in %(s)s),
+          (select count(*) from pg_trigger t join pg_class c on c.oid = t.tgrelid
+             join pg_namespace n on n.oid = c.relnamespace
+             where not t.tgisinternal and n.nspname not in %(s)s),
+          (select count(*) from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+             where n.nspname not in %(s)s and not exists (select 1 from pg_depend d
+             where d.objid = p.oid and d.deptype = 'e'))
+        """ % {"s": "('pg_catalog', 'information_schema')"}
+    elif dialect == "mysql":
+        query = """
+        select
+          (select count(*) from information_schema.views
+             where table_schema = database()),
+          (select count(*) from information_schema.triggers
+             where trigger_schema = database()),
+          (select count(*) from information_schema.routines
+             where routine_schema = database())
+        """
+    else:
+        query = """
+        select
+          (select count(*) from sqlite_master where type = 'view'),
+          (select count(*) from sqlite_master where type = 'trigger'),
+          0
+        """
+    views, triggers, routines = conn.execute(sa.text(query)).one()
+    return {"views": views, "triggers": triggers, "routines": routines}

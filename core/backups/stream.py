@@ -1,0 +1,242 @@
+"""Streams between client tools and backup files: zstd and SHA-256 in one pass.
+
+A dump is read from a tool's stdout in large chunks, compressed, hashed and written
+to a partial file; a restore is the reverse. Every tool's exit status and stderr are
+checked, and a tool is killed, never left behind, when dbr stops early.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, BinaryIO
+
+import zstandard
+
+from core.errors import Cancelled, DbrError
+from core.secrets import redact
+
+log = logging.getLogger(__name__)
+
+CHUNK = 1 << 20
+LEVEL = 3
+# Lines a client prints on stderr that mean it failed, even when it exits 0.
+ERROR_RE = re.compile(r"^(.*\b(error|fatal|panic)\b.*)$", re.IGNORECASE | re.MULTILINE)
+
+Progress = Callable[[int], None]
+Stop = Callable[[], bool]
+
+
+@dataclass
+class Written:
+    size: int
+    raw_size: int
+    sha256: str
+
+
+class ToolFailed(DbrError):
+    """A client tool exited badly or reported errors."""
+
+
+def describe_stderr(text: str, limit: int = 600) -> str:
+    text = redact(text.strip())
+    return text if len(text) <= limit else "…" + text[-limit:]
+
+
+def check_tool(name: str, code: int | None, stderr: str, *,
+               errors_fatal: bool = True) -> list[str]:
+    """Raise ToolFailed unless the tool exited 0 with no error on stderr.
+
+    Returns the stderr lines that remain (warnings), for the manifest.
+    """
+    if code != 0:
+        why = f"it was killed by signal {-code}" if code and code < 0 else \
+            f"it exited with status {code}"
+        raise ToolFailed(f"{name} failed", cause=f"{why}: {describe_stderr(stderr)}"
+                         if stderr.strip() else why)
+    if errors_fatal and ERROR_RE.search(stderr):
+        raise ToolFailed(f"{name} reported errors although it exited 0",
+                         cause=describe_stderr(stderr))
+    return [redact(line) for line in stderr.splitlines() if line.strip()]
+
+
+@contextmanager
+def partial_file(folder: Path, name: str) -> Iterator[tuple[Path, BinaryIO]]:
+    """A new 0600 file named so that clean_partials() knows whose it is.
+
+    Removed on any exit through an exception; the caller renames it on success.
+    """
+    path = folder / f".dbr-partial-{os.getpid()}-{name}"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    handle = os.fdopen(fd, "wb", buffering=0)
+    try:
+        yield path, handle
+    except BaseException:
+        handle.close()
+        path.unlink(missing_ok=True)
+        raise
+    finally:
+        handle.close()
+
+
+def compress_into(source: IO[bytes], out: BinaryIO, *, progress: Progress | None,
+                  stop: Stop | None) -> Written:
+    """Compress source to out, hashing the compressed bytes; fsync at the end."""
+    digest = hashlib.sha256()
+    compressor = zstandard.ZstdCompressor(level=LEVEL, write_checksum=True,
+                                          threads=-1)
+    chunker = compressor.chunker(chunk_size=CHUNK)
+    raw = size = 0
+
+    def put(pieces: Iterator[bytes]) -> None:
+        nonlocal size
+        for piece in pieces:
+            digest.update(piece)
+            _write_all(out, piece)
+            size += len(piece)
+
+    while True:
+        if stop is not None and stop():
+            raise Cancelled("backup cancelled")
+        block = source.read(CHUNK)
+        if not block:
+            break
+        raw += len(block)
+        put(chunker.compress(block))
+        if progress is not None:
+            progress(raw)
+    put(chunker.finish())
+    out.flush()
+    os.fsync(out.fileno())
+    return Written(size=size, raw_size=raw, sha256=digest.hexdigest())
+
+
+def _write_all(out: BinaryIO, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = out.write(view)
+        view = view[written:]
+
+
+def decompressed(path: Path, *, progress: Progress | None = None,
+                 stop: Stop | None = None) -> Iterator[bytes]:
+    """The decompressed content of a backup file, in chunks; checks zstd checksums.
+
+    progress receives compressed bytes consumed so far.
+    """
+    decompressor = zstandard.ZstdDecompressor()
+    with open(path, "rb") as handle:
+        counting = _Counting(handle, progress)
+        reader = decompressor.stream_reader(counting, read_size=CHUNK,
+                                            read_across_frames=True)
+        while True:
+            if stop is not None and stop():
+                raise Cancelled("stopped while reading the backup")
+            try:
+                block = reader.read(CHUNK)
+            except zstandard.ZstdError as exc:
+                raise DbrError(f"backup file {path.name} cannot be decompressed",
+                               cause=str(exc),
+                               hint="the file is damaged; use another backup") from None
+            if not block:
+                return
+            yield block
+
+
+class _Counting:
+    """A file wrapper that reports how many bytes have been read from it."""
+
+    def __init__(self, handle: BinaryIO, progress: Progress | None) -> None:
+        self.handle = handle
+        self.progress = progress
+        self.done = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.handle.read(size)
+        self.done += len(data)
+        if self.progress is not None and data:
+            self.progress(self.done)
+        return data
+
+
+def sha256_of(path: Path, stop: Stop | None = None) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(CHUNK):
+            if stop is not None and stop():
+                raise Cancelled("stopped while checking the backup")
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class Tool:
+    """A running client tool whose stderr goes to a temporary file (no deadlock)."""
+
+    def __init__(self, name: str, args: list[str], env: dict[str, str], *,
+                 stdin: int | None = None, stdout: int | IO | None = None) -> None:
+        self.name = name
+        self._stderr = tempfile.TemporaryFile()
+        log.info("running %s", redact(" ".join(args)))
+        try:
+            self.process = subprocess.Popen(args, stdin=stdin, stdout=stdout,
+                                            stderr=self._stderr, env=env,
+                                            start_new_session=True)
+        except OSError as exc:
+            self._stderr.close()
+            raise DbrError(f"cannot run {name}", cause=str(exc),
+                           hint="install the database's client tools") from None
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            with suppress(ProcessLookupError):
+                self.process.kill()
+        self.process.wait()
+
+    def finish(self, *, errors_fatal: bool = True) -> list[str]:
+        """Wait for the tool, then raise ToolFailed if it did not succeed."""
+        for pipe in (self.process.stdin, self.process.stdout):
+            if pipe is not None:
+                with suppress(OSError):
+                    pipe.close()
+        code = self.process.wait()
+        return check_tool(self.name, code, self.stderr(),
+                          errors_fatal=errors_fatal)
+
+    def stderr(self) -> str:
+        self._stderr.seek(0)
+        return self._stderr.read().decode("utf-8", "replace")
+
+    def close(self) -> None:
+        self.kill()
+        self._stderr.close()
+
+
+def feed(tool: Tool, chunks: Iterator[bytes]) -> None:
+    """Write chunks to the tool's stdin; a tool that stops reading has failed."""
+    stdin = tool.process.stdin
+    assert stdin is not None
+    try:
+        for chunk in chunks:
+            stdin.write(chunk)
+    except BrokenPipeError:
+        pass  # the tool exited early; finish() reports its status and stderr
+    finally:
+        with suppress(OSError):
+            stdin.close()
+
+
+def find_program(*names: str) -> str | None:
+    for name in names:
+        found = shutil.which(name)
+        if found:
+            return found
+    return None

@@ -1,0 +1,91 @@
+"""Which client tool to run: a pg_dump/pg_restore not older than the server, etc."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.errors import DbrError
+
+PG_ROOTS = (Path("/usr/lib/postgresql"), Path("/usr/pgsql"),
+            Path("/opt/homebrew/opt"), Path("/usr/local/opt"))
+_VERSION_RE = re.compile(r"(\d+)(?:\.(\d+))?")
+
+
+@dataclass(frozen=True)
+class ClientTool:
+    path: str
+    version: str
+    major: int
+
+
+def tool_version(path: str) -> str:
+    try:
+        out = subprocess.run([path, "--version"], capture_output=True, text=True,
+                             timeout=30, check=False).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return out.strip().splitlines()[0] if out.strip() else ""
+
+
+def _major(text: str) -> int | None:
+    match = _VERSION_RE.search(text)
+    return int(match.group(1)) if match else None
+
+
+def pg_candidates(name: str, roots: tuple[Path, ...] = PG_ROOTS) -> list[ClientTool]:
+    """Every installed copy of a PostgreSQL client tool with its major version."""
+    found: dict[str, ClientTool] = {}
+    for root in roots:
+        if not root.is_dir():
+            continue
+        for binary in sorted(root.glob(f"*/bin/{name}")):
+            major = _major(binary.parent.parent.name.replace("postgresql@", ""))
+            if major is not None and binary.is_file():
+                found[str(binary.resolve())] = ClientTool(str(binary), "", major)
+    on_path = shutil.which(name)
+    if on_path and str(Path(on_path).resolve()) not in found:
+        version = tool_version(on_path)
+        match = re.search(r"\)\s*(\d+)", version)
+        major = int(match.group(1)) if match else None
+        if major is not None:
+            found[str(Path(on_path).resolve())] = ClientTool(on_path, version, major)
+    return sorted(found.values(), key=lambda t: t.major)
+
+
+def pick_pg_tool(name: str, server_major: int,
+                 roots: tuple[Path, ...] = PG_ROOTS) -> ClientTool:
+    """The installed tool matching the server's major version, else the nearest newer.
+
+    An older pg_dump refuses (or worse, misreads) a newer server, so none is picked.
+    """
+    candidates = pg_candidates(name, roots)
+    usable = [t for t in candidates if t.major >= server_major]
+    if not usable:
+        have = ", ".join(f"{t.major} ({t.path})" for t in candidates) or "none"
+        raise DbrError(
+            f"no {name} for PostgreSQL {server_major}",
+            cause=f"the server is version {server_major}; installed {name}: {have}",
+            hint=f"install the PostgreSQL {server_major} client tools (e.g. "
+            f"postgresql-client-{server_major}); nothing was written",
+        )
+    exact = [t for t in usable if t.major == server_major]
+    chosen = (exact or usable)[0]
+    version = chosen.version or tool_version(chosen.path)
+    return ClientTool(chosen.path, version, chosen.major)
+
+
+def mysql_tool(kind: str) -> ClientTool:
+    """mariadb-dump/mysqldump (kind "dump") or the mariadb/mysql client ("client")."""
+    names = ("mariadb-dump", "mysqldump") if kind == "dump" else ("mariadb", "mysql")
+    for name in names:
+        path = shutil.which(name)
+        if path:
+            version = tool_version(path)
+            return ClientTool(path, version, _major(version) or 0)
+    raise DbrError(f"neither {' nor '.join(names)} is installed",
+                   hint="install the MariaDB or MySQL client tools "
+                   "(e.g. mariadb-client)")
