@@ -1,4 +1,4 @@
-"""`python -m console.cli` runs `dbr`; the console starts operations this way."""
+"""`python -m console.cli`: the dbr CLI, as the console starts it for a detached run."""
 
 from console.cli import entry
 

@@ -1,0 +1,271 @@
+"""The main screen: header, four panes (tabs when small), alerts, footer."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, ClassVar
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import BindingType
+from textual.containers import Container
+from textual.events import Resize
+from textual.screen import Screen
+from textual.widgets import Footer, Static, Tab, Tabs
+from textual.worker import get_current_worker
+
+from console import messages as msg
+from console.actions import CHANGING, SCREEN_ACTIONS, bindings
+from console.engines import missing
+from console.widgets.alerts import AlertsStream
+from console.widgets.backups_pane import BackupsPane
+from console.widgets.header import TargetHeader, TargetLine
+from console.widgets.health_pane import HealthPane
+from console.widgets.journal_pane import JournalPane
+from console.widgets.migrations_pane import MigrationsPane
+from console.widgets.pane import Pane
+from console.widgets.table import VirtualTable
+from core.errors import DbrError
+from core.events import TRIGGER_FIRED
+
+log = logging.getLogger(__name__)
+
+PANES = ("migrations", "backups", "health", "journal")
+WIDE = (140, 40)  # from this size on, all four panes at once
+POLL_SECONDS = 2.0
+
+
+class MainScreen(Screen):
+    BINDINGS: ClassVar[list[BindingType]] = bindings(SCREEN_ACTIONS)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.active = "migrations"
+        self.last_event_id = 0
+        self.polling = False
+        self.suggestion: dict[str, Any] | None = None
+        self.operations: list[dict[str, Any]] = []
+
+    # -- layout -----------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield TargetHeader(read_only=self.app.read_only, id="header")
+        yield Static("", id="banner")
+        yield Tabs(*(Tab(f"{p.KEY} {p.TITLE}", id=f"tab-{name}") for name, p in
+                     zip(PANES, (MigrationsPane, BackupsPane, HealthPane, JournalPane),
+                         strict=True)), id="pane-tabs")
+        with Container(id="panes"):
+            yield MigrationsPane(id="migrations")
+            yield BackupsPane(id="backups")
+            yield HealthPane(id="health")
+            yield JournalPane(id="journal")
+        yield AlertsStream(id="alerts")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._layout(self.app.size.width, self.app.size.height)
+        self.show_pane(self.active)
+        self.open_workspace()
+
+    def on_resize(self, event: Resize) -> None:
+        self._layout(event.size.width, event.size.height)
+
+    def _layout(self, width: int, height: int) -> None:
+        self.set_class(width >= WIDE[0] and height >= WIDE[1], "-wide")
+
+    def show_pane(self, name: str) -> None:
+        self.active = name
+        for pane in self.query(Pane):
+            pane.set_class(pane.id == name, "-active")
+        tabs = self.query_one(Tabs)
+        if tabs.active != f"tab-{name}":
+            tabs.active = f"tab-{name}"
+        self.query_one(f"#{name} VirtualTable", VirtualTable).focus()
+
+    @on(Tabs.TabActivated)
+    def _tab(self, event: Tabs.TabActivated) -> None:
+        name = (event.tab.id or "").removeprefix("tab-")
+        if name in PANES and name != self.active:
+            self.show_pane(name)
+
+    def on_descendant_focus(self, event: Any) -> None:
+        # In the wide layout, focus decides which pane the tabs point at.
+        for pane in event.widget.ancestors_with_self:
+            if isinstance(pane, Pane) and pane.id != self.active:
+                self.active = pane.id or self.active
+                self.query_one(Tabs).active = f"tab-{self.active}"
+                break
+
+    # -- actions ----------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in CHANGING and self.app.read_only:
+            return None  # shown, greyed out: read-only mode
+        if action == "open_suggestion":
+            return self.suggestion is not None
+        return True
+
+    def action_pane(self, name: str) -> None:
+        self.show_pane(name)
+
+    def action_refresh(self) -> None:
+        self.load_all()
+
+    def action_switch_target(self) -> None:
+        from console.screens.targets import TargetsScreen
+
+        def chosen(name: str | None) -> None:
+            if name and name != self.app.target_name:
+                self.app.target_name = name
+                self.last_event_id = 0
+                self.query_one(AlertsStream).clear()
+                self.load_all()
+
+        self.app.push_screen(TargetsScreen(self.app.target_names,
+                                           self.app.target_name), chosen)
+
+    def action_export_timeline(self) -> None:
+        from console.screens.timeline import TimelineScreen
+
+        self.app.push_screen(TimelineScreen(self.app.target_name))
+
+    def action_roll_back_or_restore(self) -> None:
+        self.app.notify(missing("rollback"), severity="warning")
+
+    def action_open_suggestion(self) -> None:
+        self.app.notify(missing("rollback"), severity="warning")
+
+    # -- loading ----------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="workspace", exit_on_error=False)
+    def open_workspace(self) -> None:
+        try:
+            journal = self.app.ws.journal  # opens (and if need be upgrades) the store
+            del journal
+        except DbrError as exc:
+            self.post_message(msg.WorkspaceFailed(exc.title, str(exc.hint or "")))
+            return
+        self.post_message(msg.WorkspaceOpened(list(self.app.ws.settings.targets)))
+
+    def on_workspace_opened(self, message: msg.WorkspaceOpened) -> None:
+        self.load_all()
+        self.set_interval(POLL_SECONDS, self.poll)
+
+    def on_workspace_failed(self, message: msg.WorkspaceFailed) -> None:
+        for pane in self.query(Pane):
+            pane.say(f"{message.title}. {message.detail}")
+        self.app.notify(f"{message.title}\n{message.detail}", severity="error",
+                        timeout=30)
+
+    def load_all(self) -> None:
+        self.show_header()
+        self.load_journal(self.app.target_name)
+        self.poll_events()
+        for pane in ("migrations", "backups", "health"):
+            self.query_one(f"#{pane}", Pane).say(missing(pane))
+
+    def poll(self) -> None:
+        if not self.polling:
+            self.polling = True
+            self.load_journal(self.app.target_name)
+            self.poll_events()
+
+    @work(thread=True, exclusive=True, group="journal", exit_on_error=False)
+    def load_journal(self, target: str) -> None:
+        try:
+            operations = self.app.ws.journal.operations(target, limit=500)
+        except Exception as exc:  # noqa: BLE001 - a worker's edge: say why, keep the screen
+            self.post_message(msg.PaneFailed("journal", target, "cannot read the "
+                                             "journal", str(exc)))
+            return
+        if not get_current_worker().is_cancelled:
+            self.post_message(msg.JournalLoaded(target, operations))
+
+    def on_journal_loaded(self, message: msg.JournalLoaded) -> None:
+        if message.target != self.app.target_name:
+            return
+        self.operations = message.operations
+        pane = self.query_one(JournalPane)
+        pane.say("")
+        pane.show_operations(message.operations)
+        self.show_header()
+
+    def on_pane_failed(self, message: msg.PaneFailed) -> None:
+        self.polling = False
+        self.query_one(f"#{message.pane}", Pane).say(
+            f"{message.title}: {message.detail}")
+
+    @on(VirtualTable.Highlighted, "#journal-table")
+    def _operation_highlighted(self, event: VirtualTable.Highlighted) -> None:
+        if event.row is not None:
+            self.load_operation(event.row.key)
+        else:
+            self.query_one(JournalPane).show_detail(None)
+
+    @work(thread=True, exclusive=True, group="operation", exit_on_error=False)
+    def load_operation(self, operation_id: str) -> None:
+        try:
+            operation = self.app.ws.journal.operation(operation_id)
+        except Exception as exc:  # noqa: BLE001 - a worker's edge: say why, keep the screen
+            log.warning("cannot read operation %s: %s", operation_id, exc)
+            return
+        if not get_current_worker().is_cancelled:
+            self.post_message(msg.OperationLoaded(operation))
+
+    def on_operation_loaded(self, message: msg.OperationLoaded) -> None:
+        self.query_one(JournalPane).show_detail(message.operation)
+
+    @work(thread=True, exclusive=True, group="events", exit_on_error=False)
+    def poll_events(self) -> None:
+        try:
+            events = self.app.ws.journal.events(self.app.target_name, limit=200)
+        except Exception as exc:  # noqa: BLE001 - a worker's edge: say why, keep the screen
+            self.post_message(msg.PaneFailed("journal", self.app.target_name,
+                                             "cannot read the events", str(exc)))
+            return
+        fresh = [e for e in reversed(events) if e["id"] > self.last_event_id]
+        self.post_message(msg.EventsArrived(fresh))
+
+    def on_events_arrived(self, message: msg.EventsArrived) -> None:
+        self.polling = False
+        first = self.last_event_id == 0
+        alerts = self.query_one(AlertsStream)
+        for event in message.events:
+            self.last_event_id = max(self.last_event_id, event["id"])
+            alerts.add(event)
+            if event["kind"] == TRIGGER_FIRED:
+                self.raise_banner(event)
+            if not first and event["severity"] in ("warning", "critical"):
+                self.app.notify(
+                    event["message"], title=f"{event['severity'].upper()} "
+                    f"{event.get('target') or ''}",
+                    severity="error" if event["severity"] == "critical" else "warning")
+
+    def raise_banner(self, event: dict[str, Any]) -> None:
+        data = event.get("data") or {}
+        if data.get("mode", "suggest") != "suggest":
+            return
+        self.suggestion = event
+        banner = self.query_one("#banner", Static)
+        banner.update(f"TRIGGER FIRED: {event['message']} — press f to open its plan")
+        banner.add_class("-shown")
+        self.refresh_bindings()
+
+    def show_header(self) -> None:
+        app = self.app
+        lines = {}
+        for name in app.target_names:
+            config = app.ws.settings.targets[name]
+            from core.secrets import display_url
+
+            lines[name] = TargetLine(name, config.dialect, _host(display_url(
+                config.url), config.dialect))
+        running = next((f"{op['title']} ({op['id']})" for op in self.operations
+                        if op["status"] == "running"), None)
+        self.query_one(TargetHeader).show(lines.get(app.target_name), lines, running)
+
+
+def _host(display: str, dialect: str) -> str:
+    if dialect == "sqlite":
+        return display.split("///", 1)[-1].rsplit("/", 1)[-1]
+    return display.split("@", 1)[-1] if "@" in display else display
