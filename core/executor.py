@@ -75,6 +75,8 @@ class Executor:
                            options=options, operation_id=operation_id)
         ctx = Context(target=target, store=self.journal.store, journal=self.journal,
                       bus=self.bus, operation_id=operation_id, cancel=cancel)
+        if plan.snapshot:
+            self._snapshot(ctx, "before")
         self._emit(ctx, ev.OPERATION_STARTED, f"{plan.title} started",
                    Severity.WARNING if plan.kind.startswith("rollback") else
                    Severity.INFO, operation_kind=plan.kind, steps=[s.name for s in steps])
@@ -152,6 +154,8 @@ class Executor:
         outcome = Outcome(operation_id=ctx.operation_id, status=status, error=error,
                           failed_step=failed_step, results=ctx.results,
                           postconditions=postconditions or [], report=report or {})
+        if plan.snapshot:
+            self._snapshot(ctx, "after")
         self.journal.finish(ctx.operation_id, status, error=error,
                             result={k: v for k, v in outcome.to_dict().items()
                                     if k not in ("operation_id", "status", "error")})
@@ -163,6 +167,20 @@ class Executor:
         self._emit(ctx, kind, message, severity, operation_kind=plan.kind, status=status,
                    report=report or {})
         return outcome
+
+    def _snapshot(self, ctx: Context, label: str) -> None:
+        """Record the schema in the journal; a failure to read it is logged only."""
+        from core import snapshots
+
+        try:
+            snapshot = snapshots.take(ctx.target)
+            snapshots.record(ctx.store, snapshot, label=label,
+                             operation_id=ctx.operation_id)
+        except Exception as exc:  # the operation matters more than its snapshot
+            log.warning("%s: no %s snapshot: %s", ctx.target.name, label,
+                        _describe(exc))
+            ctx.log(f"schema snapshot {label} not recorded: {_describe(exc)}",
+                    Severity.WARNING)
 
     def _emit(self, ctx: Context, kind: str, message: str,
               severity: Severity = Severity.INFO, **data: Any) -> None:

@@ -110,6 +110,7 @@ class Plan:
     summary: dict[str, Any] = field(default_factory=dict)
     safety_backup: Step | None = None  # run first when the plan destroys data
     explain_failure: FailureReport | None = field(default=None, repr=False)
+    snapshot: bool = False  # record the schema before and after (changes a DB)
 
     @property
     def destructive(self) -> bool:
