@@ -49,7 +49,29 @@ def summary(journal: Journal, target: str | None = None,
         "mean_duration": _mean(all_durations),
         "p95_duration": percentile(all_durations, 0.95),
         "last_rollback": _brief(rollbacks[0]) if rollbacks else None,
+        "trigger_to_recovery": trigger_to_recovery(entries),
     }
+
+
+def trigger_to_recovery(entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """Seconds from a trigger firing (or a manual rollback starting) to recovery.
+
+    Counts the rollbacks whose health re-measurement ended "recovered" (see
+    core.rollback); entries are journal operations, newest first.
+    """
+    times = []
+    for entry in entries:
+        if not entry["kind"].startswith("rollback."):
+            continue
+        recovery = ((entry.get("result") or {}).get("results") or {}).get("recovery")
+        if not recovery or not recovery.get("recovered_at"):
+            continue
+        began = (entry.get("options") or {}).get("triggered_at") or entry["started_at"]
+        took = (datetime.fromisoformat(recovery["recovered_at"])
+                - datetime.fromisoformat(began)).total_seconds()
+        times.append(max(0.0, took))
+    return {"count": len(times), "mean": _mean(times),
+            "p95": percentile(times, 0.95), "last": times[0] if times else None}
 
 
 def _is_rollback(kind: str) -> bool:

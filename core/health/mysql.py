@@ -1,0 +1,61 @@
+"""MySQL and MariaDB health checks: threads running, replication, connections."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from core.health.checks import (
+    REPLICATION_LAG_MAX,
+    SATURATION_MAX,
+    THREADS_RUNNING_MAX,
+    CheckFailed,
+)
+
+
+def _status(conn: Connection, name: str) -> int:
+    row = conn.exec_driver_sql(f"show global status like '{name}'").first()
+    return int(row[1]) if row else 0
+
+
+def threads_running(conn: Connection) -> tuple[Any, str]:
+    running = _status(conn, "Threads_running")
+    if running > THREADS_RUNNING_MAX:
+        raise CheckFailed(f"{running} threads running (limit {THREADS_RUNNING_MAX})",
+                          running)
+    return running, f"{running} (limit {THREADS_RUNNING_MAX})"
+
+
+def replication_lag(conn: Connection) -> tuple[Any, str]:
+    try:
+        with conn.begin_nested():
+            row = conn.exec_driver_sql("show replica status").mappings().first()
+    except sa.exc.ProgrammingError:  # servers older than MariaDB 10.5 / MySQL 8.0.22
+        row = conn.exec_driver_sql("show slave status").mappings().first()
+    if row is None:
+        return 0, "not a replica"
+    lag = row.get("Seconds_Behind_Master", row.get("Seconds_Behind_Source"))
+    if lag is None:
+        raise CheckFailed("replication is not running", None)
+    if lag > REPLICATION_LAG_MAX:
+        raise CheckFailed(f"{lag} s behind (limit {REPLICATION_LAG_MAX:g} s)", lag)
+    return lag, f"{lag} s (limit {REPLICATION_LAG_MAX:g} s)"
+
+
+def connections(conn: Connection) -> tuple[Any, str]:
+    used = _status(conn, "Threads_connected")
+    limit = int(conn.exec_driver_sql("select @@max_connections").scalar() or 0)
+    share = round(used / limit, 3) if limit else 0.0
+    detail = f"{used} of {limit} connections ({share:.0%})"
+    if share > SATURATION_MAX:
+        raise CheckFailed(detail, share)
+    return share, detail
+
+
+CHECKS = [
+    ("threads running", 1.0, threads_running),
+    ("replication lag", 1.0, replication_lag),
+    ("connections", 1.0, connections),
+]
