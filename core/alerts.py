@@ -14,7 +14,6 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import httpx
 
@@ -27,7 +26,8 @@ from core.secrets import display_url, register
 log = logging.getLogger(__name__)
 
 GROUPED = {ev.HEALTH_DEGRADED, ev.HEALTH_INCONCLUSIVE}
-NOT_ALERTS = {ev.HEALTH_SAMPLED, ev.STEP_PROGRESS, "step.log", ev.STEP_STARTED}
+NOT_ALERTS = {ev.HEALTH_SAMPLED, ev.STEP_PROGRESS, "step.log", ev.STEP_STARTED,
+              ev.STEP_FINISHED}
 
 
 class Sink:
@@ -147,7 +147,8 @@ class Router:
         self.sinks = sinks
         self.quiet_period = quiet_period
         self.record_failure = record_failure
-        self._last_sent: dict[tuple[str, str | None], float] = {}
+        # (kind, target) -> when and how severe the last alert sent was
+        self._last_sent: dict[tuple[str, str | None], tuple[float, Severity]] = {}
         self._suppressed: dict[tuple[str, str | None], int] = {}
         self._lock = threading.Lock()
 
@@ -164,26 +165,32 @@ class Router:
                 self.failed(sink.name, event, f"{type(exc).__name__}: {exc}")
 
     def _group(self, event: Event) -> Event | None:
+        """Hold back repeats of a health alert within the quiet period.
+
+        A repeat that is more severe than the alert sent is never held back, and
+        the count of held-back alerts travels with the next alert of that target
+        that is sent (a repeat after the quiet period, or its recovery).
+        """
         if event.kind not in GROUPED:
-            if event.kind == ev.HEALTH_RECOVERED:
-                with self._lock:
-                    self._last_sent.pop((ev.HEALTH_DEGRADED, event.target), None)
-            return event
+            if event.kind != ev.HEALTH_RECOVERED:
+                return event
+            with self._lock:
+                count = 0
+                for kind in GROUPED:
+                    self._last_sent.pop((kind, event.target), None)
+                    count += self._suppressed.pop((kind, event.target), 0)
+            return _with_count(event, count)
         key = (event.kind, event.target)
         now = time.monotonic()
         with self._lock:
             last = self._last_sent.get(key)
-            if last is not None and now - last < self.quiet_period:
+            if last is not None and now - last[0] < self.quiet_period and \
+                    event.severity <= last[1]:
                 self._suppressed[key] = self._suppressed.get(key, 0) + 1
                 return None
-            self._last_sent[key] = now
+            self._last_sent[key] = (now, event.severity)
             count = self._suppressed.pop(key, 0)
-        if not count:
-            return event
-        return Event(kind=event.kind, message=f"{event.message} ({count} similar "
-                     "alerts grouped in the quiet period)", severity=event.severity,
-                     target=event.target, operation_id=event.operation_id,
-                     data={**event.data, "grouped": count}, at=event.at)
+        return _with_count(event, count)
 
     def failed(self, sink_name: str, event: Event, error: str) -> None:
         log.warning("alert sink %s failed on %s: %s", sink_name, event.kind, error)
@@ -197,6 +204,15 @@ class Router:
     def close(self, timeout: float = 5.0) -> None:
         for sink in self.sinks:
             sink.close(timeout)
+
+
+def _with_count(event: Event, count: int) -> Event:
+    if not count:
+        return event
+    return Event(kind=event.kind, message=f"{event.message} ({count} similar alerts "
+                 "grouped in the quiet period)", severity=event.severity,
+                 target=event.target, operation_id=event.operation_id,
+                 data={**event.data, "grouped": count}, at=event.at)
 
 
 def build_sinks(configs: tuple[SinkConfig, ...],

@@ -9,8 +9,8 @@ not measure. Modes: suggest (alert and propose the plan), auto (run it), shadow
 
 A strategy becomes a Plan through the engine that owns it: `notify` (an alert
 only), `downgrade:N` / `downgrade:REV` (core.migrations), `restore:latest-verified`
-/ `restore:latest` / `restore:ID` (core.backups). Every rollback plan first records
-a schema and health snapshot, and afterwards re-measures health until it is healthy
+/ `restore:latest` / `restore:ID` (core.backups). Every rollback plan has the
+executor snapshot the schema before and after, records a health sample first, and afterwards re-measures health until it is healthy
 for recovery_samples in a row or recovery_deadline passes; the verdict, "recovered"
 or "still unhealthy", is in the operation's result (results.recovery).
 """
@@ -25,8 +25,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
-
 from core import events as ev
 from core.config import STRATEGY_RE, TriggerConfig
 from core.errors import ConfigError, DbrError
@@ -34,7 +32,7 @@ from core.events import Event, Severity
 from core.executor import Outcome
 from core.health.monitor import Monitor, Sample, recent_samples
 from core.plans import Context, Plan, Postcondition, Step
-from core.state import schema_snapshots, utcnow
+from core.state import utcnow
 
 if TYPE_CHECKING:
     from core.targets import Target
@@ -221,13 +219,35 @@ def plan_strategy(ws: Workspace, target: Target | str, strategy: str) -> Plan:
     if kind == "notify":
         return _notify_plan(target, strategy)
     if kind == "downgrade":
+        if target.config.alembic is None:
+            raise ConfigError(f"{strategy} needs {target.name}'s Alembic project",
+                              hint=f"set alembic in [targets.{target.name}]")
         spec = f"-{arg}" if arg.isdigit() else arg
-        plan = _engine_call("core.migrations", "the migration engine",
-                            "plan_downgrade", ws, target, spec)
+        plan = _engine("core.migrations", "the migration engine", "plan")(
+            target, spec, direction="downgrade", journal=ws.journal)
     else:
-        plan = _engine_call("core.backups", "the backup engine", "plan_restore",
-                            ws, arg, target=target.name)
+        backup_id = _backup_id(ws, target, arg)
+        plan = _engine("core.backups", "the backup engine", "plan_restore")(
+            ws, backup_id, target=target.name)
     return _as_rollback(plan, target, strategy)
+
+
+def _backup_id(ws: Workspace, target: Target, which: str) -> str:
+    """The backup that restore:latest-verified, restore:latest or restore:ID names."""
+    if which not in ("latest", "latest-verified"):
+        return which
+    backups = _engine("core.backups", "the backup engine", "list_backups")(
+        ws, target.name)
+    complete = [b for b in backups if b.complete]  # newest first
+    chosen = [b for b in complete if b.verified] if which == "latest-verified" \
+        else complete
+    if not chosen:
+        kind = "verified " if which == "latest-verified" else ""
+        raise DbrError(f"{target.name} has no {kind}backup to restore",
+                       cause=f"{len(complete)} complete backup(s), none verified"
+                       if which == "latest-verified" else "the catalog is empty",
+                       hint=f"dbr backup verify, or dbr backup create {target.name}")
+    return chosen[0].id
 
 
 def run_rollback(ws: Workspace, target: Target | str, strategy: str, *,
@@ -243,18 +263,18 @@ def run_rollback(ws: Workspace, target: Target | str, strategy: str, *,
                            options=options)
 
 
-def _engine_call(module: str, words: str, function: str, *args: Any,
-                 **kwargs: Any) -> Plan:
+def _engine(module: str, words: str, function: str) -> Any:
+    """A public function of another engine, or a clear error if this build lacks it."""
     try:
         engine = importlib.import_module(module)
     except ImportError:
         engine = None
-    planner = getattr(engine, function, None)
-    if planner is None:
+    found = getattr(engine, function, None)
+    if found is None:
         raise DbrError(f"this strategy needs {words}, which is not available",
                        cause=f"{module}.{function} is missing from this build",
                        hint="use the notify strategy, or install a complete dbr")
-    return planner(*args, **kwargs)
+    return found
 
 
 def _notify_plan(target: Target, strategy: str) -> Plan:
@@ -278,47 +298,25 @@ def _as_rollback(plan: Plan, target: Target, strategy: str) -> Plan:
     plan.summary = {"strategy": strategy, "engine_kind": plan.kind, **plan.summary}
     plan.kind = f"rollback.{strategy.split(':', 1)[0]}"
     plan.title = f"roll back {target.name} by {strategy}: {plan.title}"
+    plan.snapshot = True  # the executor records the schema before and after
     plan.steps.insert(0, Step(
-        "snapshot", "record the schema and a health sample before the rollback",
-        run=_snapshot))
+        "health before", "record a health sample before the rollback",
+        run=_health_before))
     plan.postconditions.append(Postcondition(
         f"health recovers: healthy in {health.recovery_samples} samples in a row "
         f"within {health.recovery_deadline:g} s", check=_recovery))
     return plan
 
 
-def _snapshot(ctx: Context) -> dict[str, Any]:
+def _health_before(ctx: Context) -> dict[str, Any]:
     monitor = Monitor(ctx.store, ctx.bus)
     try:
         before = monitor.sample(ctx.target)
     finally:
         monitor.close()
-    schema, revision = _schema(ctx.target)
-    with ctx.store.engine.begin() as conn:
-        conn.execute(schema_snapshots.insert().values(
-            target=ctx.target.name, operation_id=ctx.operation_id,
-            label="before rollback", at=utcnow(), revision=revision,
-            schema={"tables": schema, "health": before.to_dict()}))
     return {"score": before.score, "healthy": before.healthy,
             "conclusive": before.conclusive, "failing": before.failing,
-            "tables": len(schema), "revision": revision}
-
-
-def _schema(target: Target) -> tuple[dict[str, Any], str | None]:
-    """Tables and columns as the database has them now, and its Alembic revision."""
-    engine = target.engine()
-    inspector = sa.inspect(engine)
-    tables = {}
-    for name in inspector.get_table_names():
-        tables[name] = [{"name": c["name"], "type": str(c["type"]),
-                         "nullable": c["nullable"]}
-                        for c in inspector.get_columns(name)]
-    revision = None
-    if "alembic_version" in tables:
-        with engine.connect() as conn:
-            heads = conn.execute(sa.text("select version_num from alembic_version"))
-            revision = ",".join(sorted(r[0] for r in heads)) or None
-    return tables, revision
+            "explanation": before.explanation}
 
 
 def _recovery(ctx: Context) -> tuple[bool, str]:

@@ -224,7 +224,7 @@ class Prober:
         code = getattr(orig, "sqlstate", None) or (
             orig.args[0] if getattr(orig, "args", None) else None)
         text = _describe(exc)
-        if code in TIMEOUT_CODES or "interrupted" in text.lower():
+        if code in TIMEOUT_CODES or _timeout_text(text):
             return TIMEOUT, f"no answer within {timeout:g} s ({text})"
         if getattr(exc, "connection_invalidated", False) or code in CONNECTION_CODES:
             return UNREACHABLE, f"connection lost: {text}"
@@ -334,9 +334,9 @@ def project_heads(target: Target) -> frozenset[str]:
         from core import migrations  # the migration engine, when it is installed
     except ImportError:
         migrations = None
-    reader = getattr(migrations, "project_heads", None)
-    if reader is not None:
-        return frozenset(reader(target))
+    loader = getattr(migrations, "load_project", None)
+    if loader is not None:
+        return frozenset(loader(target).script.get_heads())
     from alembic.config import Config
     from alembic.script import ScriptDirectory
 
@@ -407,6 +407,7 @@ class _deadline:
                     f"lock_wait_timeout = {wait}, innodb_lock_wait_timeout = {wait}")
         else:
             raw = conn.connection.driver_connection
+            conn.exec_driver_sql(f"pragma busy_timeout = {self.ms}")
             stop_at = time.monotonic() + self.seconds
             raw.set_progress_handler(lambda: int(time.monotonic() > stop_at), 1000)
 
@@ -437,7 +438,13 @@ def _is_timeout(exc: Exception) -> bool:
     orig = getattr(exc, "orig", exc)
     code = getattr(orig, "sqlstate", None) or (
         orig.args[0] if getattr(orig, "args", None) else None)
-    return code in TIMEOUT_CODES or "interrupted" in str(exc).lower()
+    return code in TIMEOUT_CODES or _timeout_text(str(exc))
+
+
+def _timeout_text(text: str) -> bool:
+    """SQLite's words for a query stopped by its deadline or a lock it waited on."""
+    text = text.lower()
+    return "interrupted" in text or "database is locked" in text
 
 
 def _result(spec: _Spec, status: str, *, value: Any = None, error: str | None = None,
