@@ -348,13 +348,13 @@ def _recovery(ctx: Context) -> tuple[bool, str]:
         "failing": sample.failing if sample else []}
     if recovered:
         detail = (f"recovered: healthy in {streak} samples in a row, score "
-                  f"{sample.score:g}, after {seconds:.0f} s")
+                  f"{sample.score:g}, after {seconds:.1f} s")
         ctx.bus.emit(ev.HEALTH_RECOVERED, f"{ctx.target.name} recovered after the "
                      f"rollback (score {sample.score:g})", target=ctx.target.name,
                      operation_id=ctx.operation_id, data=ctx.results["recovery"])
     else:
         why = sample.summary if sample else "no sample"
-        detail = f"still unhealthy after {seconds:.0f} s ({taken} samples): {why}"
+        detail = f"still unhealthy after {seconds:.1f} s ({taken} samples): {why}"
         ctx.bus.emit(ev.HEALTH_DEGRADED, f"{ctx.target.name} is still unhealthy after "
                      f"the rollback: {why}", severity=Severity.CRITICAL,
                      target=ctx.target.name, operation_id=ctx.operation_id,

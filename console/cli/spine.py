@@ -180,6 +180,13 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     last = result["last_rollback"]
     print("last rollback: " + (f"{last['kind']} on {last['target']}, {last['status']}, "
                                f"{when(last['started_at'])}" if last else "none"))
+    recovery = result.get("trigger_to_recovery") or {}
+    if recovery.get("count"):
+        print(f"trigger to recovery: {recovery['count']} recovered, mean "
+              f"{seconds(recovery['mean'])}, p95 {seconds(recovery['p95'])}, last "
+              f"{seconds(recovery['last'])}")
+    else:
+        print("trigger to recovery: no recovered rollback yet")
     if result["by_kind"]:
         table([(kind, k["total"], ", ".join(f"{s} {n}" for s, n in
                                              sorted(k["outcomes"].items())),
