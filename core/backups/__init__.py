@@ -25,12 +25,22 @@ The public API (the CLI and the console call these, nothing deeper):
 """
 
 from core.backups.api import (
-    create_backup, get_backup, list_backups, pin, rescan, unpin,
+    create_backup,
+    get_backup,
+    list_backups,
+    pin,
+    plan_prune,
+    plan_restore,
+    rescan,
+    retention_verdicts,
+    unpin,
+    verify_backup,
 )
 from core.backups.catalog import Backup, Rescan
 from core.backups.create import safety_backup_step
 
 __all__ = [
     "Backup", "Rescan", "create_backup", "get_backup", "list_backups", "pin",
-    "rescan", "safety_backup_step", "unpin",
+    "plan_prune", "plan_restore", "rescan", "retention_verdicts",
+    "safety_backup_step", "unpin", "verify_backup",
 ]

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
-from core.backups import catalog
+from core.backups import catalog, prune, restore, verify
 from core.backups.catalog import Backup, Rescan
-from core.backups.create import plan_create
-from core.errors import DbrError
-from core.events import STEP_PROGRESS, Event
+from core.backups.create import STEP_SAFETY, plan_create
+from core.backups.retention import Verdict
+from core.backups.verify import Verification
+from core.errors import ConfigError, DbrError
+from core.events import STEP_PROGRESS, VERIFY_FAILED, Event, Severity
+from core.plans import Context, Plan, Step
+from core.targets import Target
 
 if TYPE_CHECKING:
     from core.workspace import Workspace
@@ -70,3 +75,89 @@ def pin(ws: Workspace, id_prefix: str, reason: str | None = None) -> Backup:
 def unpin(ws: Workspace, id_prefix: str) -> Backup:
     return catalog.set_pin(ws.store, id_prefix, False)
 
+
+
+def _target_of(ws: Workspace, backup: Backup) -> Target:
+    """The backup's target, or a stand-in naming it when dbr.toml no longer has it."""
+    if backup.target in ws.settings.targets:
+        return ws.target(backup.target)
+    # Only its name is used (lock, journal); deep verification will say what lacks.
+    return Target.from_url("sqlite://", backup.target)
+
+
+def verify_backup(ws: Workspace, id_prefix: str, deep: bool = False,
+                  progress: ProgressFn | None = None) -> Verification:
+    """Verify a backup as a journaled backup.verify operation; the result is kept."""
+    backup = catalog.find(ws.store, id_prefix)
+    target = _target_of(ws, backup)
+    server = target if backup.target in ws.settings.targets else None
+    done: list[Verification] = []
+
+    def run(ctx: Context) -> dict[str, Any]:
+        result = verify.verify(
+            ctx.store, backup, deep=deep, target=server, stop=ctx.cancelled,
+            progress=lambda n: ctx.progress(n, backup.size, "bytes read"))
+        done.append(result)
+        if not result.ok:
+            ctx.bus.emit(VERIFY_FAILED, f"backup {backup.id} of {backup.target} "
+                         f"failed verification: {'; '.join(result.problems)}",
+                         severity=Severity.CRITICAL, target=backup.target,
+                         operation_id=ctx.operation_id, data=result.to_dict())
+            raise DbrError(f"backup {backup.id} failed verification",
+                           cause="; ".join(result.problems))
+        return result.to_dict()
+
+    kind = "deep verify" if deep else "verify"
+    step = Step(kind, f"{kind} backup {backup.id} ({backup.size} bytes)", run,
+                transactional=False,
+                estimate=ws.journal.estimate(backup.target, kind),
+                not_previewable="reads the backup file; a deep verify restores it "
+                "into a scratch database that is dropped afterwards")
+    plan = Plan("backup.verify", backup.target, f"{kind} backup {backup.id}", [step],
+                summary={"backup_id": backup.id, "deep": deep})
+    unsubscribe = _forward_progress(ws, progress)
+    try:
+        outcome = ws.executor.run(plan, target, confirmed=True)
+    finally:
+        unsubscribe()
+    if done:
+        return done[0]
+    raise DbrError(f"verification of backup {backup.id} {outcome.status}",
+                   cause=outcome.error or "",
+                   hint=f"see `dbr log show {outcome.operation_id}`")
+
+
+def plan_restore(ws: Workspace, id_prefix: str, target: str | None = None,
+                 into: str | None = None) -> Plan:
+    """A backup.restore plan, after preflight (verification, dialect, needs)."""
+    if target and into:
+        raise ConfigError("restore takes --target or --into, not both")
+    backup = catalog.find(ws.store, id_prefix)
+    if into:
+        probe = Target.from_url(into)
+        name = f"{probe.dialect}:{probe.display_url.split('://', 1)[-1]}"
+        destination = Target(replace(probe.config, name=name,
+                                     backup_dir=backup.path.parent))
+    else:
+        destination = ws.target(target or backup.target)
+    if backup.verify_ok:
+        # Fully verified before: proving the file unchanged since is enough.
+        verification = verify.checksum_only(backup)
+    else:
+        verification = verify.verify(ws.store, backup)
+    restore.preflight(backup, destination, verification)
+    return restore.build_plan(
+        backup, destination, verification,
+        estimate=ws.journal.estimate(destination.name, restore.STEP_RESTORE),
+        safety_estimate=ws.journal.estimate(destination.name, STEP_SAFETY),
+        into=bool(into))
+
+
+def retention_verdicts(ws: Workspace, target: str) -> list[Verdict]:
+    policy = ws.settings.target(target).retention
+    return prune.verdicts(ws.store, ws.journal, target, policy)
+
+
+def plan_prune(ws: Workspace, target: str) -> Plan:
+    policy = ws.settings.target(target).retention
+    return prune.build_plan(ws.store, ws.journal, target, policy)

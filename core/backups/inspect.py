@@ -107,6 +107,9 @@ def requirements(conn: Connection, dialect: str) -> dict[str, list[str]]:
     """What the restore of this database needs from the server it lands on."""
     if dialect == "postgresql":
         return {
+            "schemas": sorted(conn.execute(sa.text(
+                "select nspname from pg_namespace where nspname not like 'pg\\_%' "
+                "and nspname <> 'information_schema'")).scalars()),
             "roles": sorted(conn.execute(sa.text(_PG_OWNERS)).scalars()),
             "extensions": sorted(conn.execute(sa.text(
                 "select extname from pg_extension where extname <> 'plpgsql'"))
@@ -168,14 +171,17 @@ def object_counts(conn: Connection, dialect: str) -> dict[str, int]:
     if dialect == "postgresql":
         query = """
         select
-          (select count(*) from pg_views where schemaname not in %(s)s),
+          (select count(*) from pg_views
+             where schemaname not in ('pg_catalog', 'information_schema')),
           (select count(*) from pg_trigger t join pg_class c on c.oid = t.tgrelid
              join pg_namespace n on n.oid = c.relnamespace
-             where not t.tgisinternal and n.nspname not in %(s)s),
+             where not t.tgisinternal
+               and n.nspname not in ('pg_catalog', 'information_schema')),
           (select count(*) from pg_proc p join pg_namespace n on n.oid = p.pronamespace
-             where n.nspname not in %(s)s and not exists (select 1 from pg_depend d
-             where d.objid = p.oid and d.deptype = 'e'))
-        """ % {"s": "('pg_catalog', 'information_schema')"}
+             where n.nspname not in ('pg_catalog', 'information_schema')
+               and not exists (select 1 from pg_depend d
+                               where d.objid = p.oid and d.deptype = 'e'))
+        """
     elif dialect == "mysql":
         query = """
         select

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, BinaryIO
+from typing import IO, Any, BinaryIO
 
 import zstandard
 
@@ -128,14 +128,15 @@ def _write_all(out: BinaryIO, data: bytes) -> None:
 
 
 def decompressed(path: Path, *, progress: Progress | None = None,
-                 stop: Stop | None = None) -> Iterator[bytes]:
+                 stop: Stop | None = None, digest: Any = None) -> Iterator[bytes]:
     """The decompressed content of a backup file, in chunks; checks zstd checksums.
 
-    progress receives compressed bytes consumed so far.
+    progress receives compressed bytes consumed so far; digest, if given, is
+    updated with every compressed byte (one pass for checksum and content).
     """
     decompressor = zstandard.ZstdDecompressor()
     with open(path, "rb") as handle:
-        counting = _Counting(handle, progress)
+        counting = _Counting(handle, progress, digest)
         reader = decompressor.stream_reader(counting, read_size=CHUNK,
                                             read_across_frames=True)
         while True:
@@ -155,14 +156,18 @@ def decompressed(path: Path, *, progress: Progress | None = None,
 class _Counting:
     """A file wrapper that reports how many bytes have been read from it."""
 
-    def __init__(self, handle: BinaryIO, progress: Progress | None) -> None:
+    def __init__(self, handle: BinaryIO, progress: Progress | None,
+                 digest: Any) -> None:
         self.handle = handle
         self.progress = progress
+        self.digest = digest
         self.done = 0
 
     def read(self, size: int = -1) -> bytes:
         data = self.handle.read(size)
         self.done += len(data)
+        if self.digest is not None:
+            self.digest.update(data)
         if self.progress is not None and data:
             self.progress(self.done)
         return data
@@ -182,9 +187,10 @@ class Tool:
     """A running client tool whose stderr goes to a temporary file (no deadlock)."""
 
     def __init__(self, name: str, args: list[str], env: dict[str, str], *,
-                 stdin: int | None = None, stdout: int | IO | None = None) -> None:
+                 stdin: int | IO | None = None,
+                 stdout: int | IO | None = None) -> None:
         self.name = name
-        self._stderr = tempfile.TemporaryFile()
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close())
         log.info("running %s", redact(" ".join(args)))
         try:
             self.process = subprocess.Popen(args, stdin=stdin, stdout=stdout,

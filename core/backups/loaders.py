@@ -1,0 +1,191 @@
+"""Loading a backup into a database: the zstd stream piped into the engine's tool.
+
+PostgreSQL: pg_restore's SQL run by psql in one transaction, so a failure leaves the
+database as it was. MySQL/MariaDB: the mariadb (mysql)
+client; DDL commits as it goes there, so a failure can leave a half-restored state.
+SQLite: the online backup API from a decompressed copy, which replaces the whole
+database atomically. A client that exits 0 after printing errors has failed.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import logging
+import os
+import re
+import sqlite3
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from core.backups import stream, tools
+from core.backups.catalog import Backup
+from core.backups.inspect import quote
+from core.backups.stream import Progress, Stop, Tool
+from core.errors import Cancelled, DbrError
+from core.state import new_id
+from core.targets import Target
+
+log = logging.getLogger(__name__)
+
+
+def load(target: Target, backup: Backup, *, progress: Progress | None = None,
+         stop: Stop | None = None) -> None:
+    """Restore backup into target; raises DbrError unless every tool succeeded."""
+    if backup.dialect != target.dialect:
+        raise DbrError(f"backup {backup.id} is a {backup.dialect} backup; "
+                       f"{target.name} is {target.dialect}",
+                       hint="restore it into a database of the same kind")
+    digest = hashlib.sha256()
+    chunks = stream.decompressed(backup.path, progress=progress, stop=stop,
+                                 digest=digest)
+    if backup.dialect == "postgresql":
+        _load_postgresql(target, backup, chunks)
+    elif backup.dialect == "mysql":
+        _load_mysql(target, chunks)
+    else:
+        _load_sqlite(target, chunks)
+    if digest.hexdigest() != backup.sha256:
+        raise DbrError(f"backup {backup.id} changed while it was restored",
+                       cause="its SHA-256 no longer matches the manifest",
+                       hint="verify it with `dbr backups verify`")
+
+
+def pg_major(target: Target) -> int:
+    with target.engine().connect() as conn:
+        return int(conn.execute(sa.text("show server_version_num")).scalar_one()) \
+            // 10000
+
+
+def _load_postgresql(target: Target, backup: Backup, chunks: object) -> None:
+    """pg_restore writes the dump's SQL; psql runs it all in one transaction.
+
+    psql first drops the backup's schemas (pg_restore --clean cannot drop what
+    partitions inherit), so objects made since the backup go too. Its transaction
+    commits only after dbr has seen pg_restore succeed: psql's last input is a FIFO
+    that dbr opens only then, and on any failure psql is killed, which rolls back.
+    """
+    written_by = re.search(r"\)\s*(\d+)", backup.manifest.get("client_version") or "")
+    server = pg_major(target)
+    needed = max(server, int(written_by.group(1)) if written_by else 0)
+    reader = tools.pick_pg_tool("pg_restore", needed)
+    psql = tools.pick_pg_tool("psql", server)
+    with target.client_call() as call, tempfile.TemporaryDirectory() as private:
+        gate = Path(private) / "commit"
+        os.mkfifo(gate, 0o600)
+        restore = Tool("pg_restore", [reader.path, "--file=-"], call.env,
+                       stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        runner = Tool("psql", [psql.path, *call.args, "-X", "-q", "-w",
+                               "-v", "ON_ERROR_STOP=1", "--single-transaction",
+                               "-c", _clean_sql(backup, server), "-f", "-",
+                               "-f", str(gate)],
+                      call.env, stdin=restore.process.stdout,
+                      stdout=subprocess.DEVNULL)
+        assert restore.process.stdout is not None
+        restore.process.stdout.close()  # psql alone reads it now
+        try:
+            try:
+                stream.feed(restore, chunks)  # type: ignore[arg-type]
+                restore.finish()
+            except BaseException:
+                runner.kill()  # before it reaches the gate: nothing is committed
+                raise
+            _open_gate(gate, runner)
+            runner.finish()
+        finally:
+            restore.close()
+            runner.close()
+
+
+def _clean_sql(backup: Backup, server_major: int) -> str:
+    requires = backup.manifest.get("requires") or {}
+    schemas = set(requires.get("schemas") or ["public"])
+    schemas |= {t.split(".", 1)[0] for t in backup.tables if "." in t}
+    statements = ["set client_min_messages = warning"]
+    for schema in sorted(schemas):
+        statements.append(f"drop schema if exists {quote('postgresql', schema)} "
+                          "cascade")
+    if "public" in schemas:
+        # As initdb makes it; the dump then applies its own owner and grants.
+        if server_major >= 15:
+            statements += ["create schema public authorization pg_database_owner",
+                           "grant usage on schema public to public"]
+        else:
+            statements += ["create schema public",
+                           "grant all on schema public to public"]
+    return ";\n".join(statements) + ";"
+
+
+def _open_gate(gate: Path, runner: Tool) -> None:
+    """Let psql reach its COMMIT: open the FIFO it waits on, then close it."""
+    while True:
+        try:
+            fd = os.open(gate, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError as exc:
+            if exc.errno != errno.ENXIO:
+                raise
+            if runner.process.poll() is not None:
+                return  # psql stopped before the gate; finish() says why
+            time.sleep(0.02)
+            continue
+        os.close(fd)
+        return
+
+
+def _load_mysql(target: Target, chunks: object) -> None:
+    tool = tools.mysql_tool("client")
+    with target.client_call() as call:
+        args = [tool.path, *call.args, "--binary-mode", "--batch",
+                "--default-character-set=utf8mb4", "--", target.database]
+        _pipe(Path(tool.path).name, args, call.env, chunks)
+
+
+def _pipe(name: str, args: list[str], env: dict[str, str], chunks: object) -> None:
+    client = Tool(name, args, env, stdin=subprocess.PIPE,
+                  stdout=subprocess.DEVNULL)
+    try:
+        try:
+            stream.feed(client, chunks)  # type: ignore[arg-type]
+        except BaseException:
+            client.kill()  # never leave a half-fed client running
+            raise
+        client.finish()
+    finally:
+        client.close()
+
+
+def _load_sqlite(target: Target, chunks: object) -> None:
+    path = target.sqlite_path
+    copy = path.parent / f".dbr-partial-{os.getpid()}-{new_id()}.restore"
+    target.dispose()  # our own pooled connections must not hold the file
+    try:
+        fd = os.open(copy, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            for chunk in chunks:  # type: ignore[attr-defined]
+                out.write(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+        source = sqlite3.connect(f"file:{copy}?mode=ro", uri=True)
+        destination = sqlite3.connect(path, timeout=30)
+        try:
+            if source.execute("pragma quick_check").fetchone()[0] != "ok":
+                raise DbrError("the decompressed SQLite backup is not sound",
+                               hint="verify the backup")
+            # One step: the destination is replaced in a single write transaction.
+            source.backup(destination, pages=-1)
+        except sqlite3.Error as exc:
+            raise DbrError(f"cannot restore into {path}", cause=str(exc)) from None
+        finally:
+            destination.close()
+            source.close()
+    except Cancelled:
+        raise
+    except OSError as exc:
+        raise DbrError(f"cannot restore into {path}",
+                       cause=exc.strerror or str(exc)) from None
+    finally:
+        copy.unlink(missing_ok=True)

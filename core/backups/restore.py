@@ -1,0 +1,193 @@
+"""The restore plan: what will be replaced, preflight, safety backup, load, check."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import fields
+from typing import Any
+
+import sqlalchemy as sa
+
+from core.backups import catalog, inspect, loaders
+from core.backups.catalog import Backup
+from core.backups.create import STEP_SAFETY, safety_backup_step
+from core.backups.verify import Verification, compare_counts
+from core.errors import DbrError, Refused
+from core.plans import Context, Plan, Postcondition, Risk, Step
+from core.state import utcnow
+from core.targets import Target
+
+log = logging.getLogger(__name__)
+
+STEP_RESTORE = "restore"
+
+
+def current_state(target: Target) -> dict[str, Any]:
+    """Row counts and Alembic heads of target now; an absent SQLite file is empty."""
+    if target.dialect == "sqlite" and not target.sqlite_path.exists():
+        return {"tables": {}, "heads": []}
+    try:
+        with target.engine().connect() as conn:
+            return {"tables": inspect.row_counts(conn, target.dialect),
+                    "heads": inspect.alembic_heads(conn, target.dialect)}
+    except sa.exc.DBAPIError as exc:
+        raise DbrError(f"cannot read {target.name} ({target.display_url})",
+                       cause=str(exc.orig).strip().splitlines()[0],
+                       hint="check that the database exists and is reachable"
+                       ) from None
+
+
+def preflight(backup: Backup, target: Target, verification: Verification) -> None:
+    """Refuse before anything is changed: wrong dialect, unsound backup, lacks."""
+    if backup.dialect != target.dialect:
+        raise Refused(f"backup {backup.id} cannot be restored into {target.name}",
+                      cause=f"it is a {backup.dialect} backup and {target.name} "
+                      f"is {target.dialect}",
+                      hint="pick a backup of this target (`dbr backups list "
+                      f"{target.name}`)")
+    if not backup.complete:
+        raise Refused(f"backup {backup.id} is not complete",
+                      hint="pick another backup")
+    if not verification.ok:
+        raise Refused(f"backup {backup.id} failed verification; it will not be "
+                      "restored", cause="; ".join(verification.problems),
+                      hint="pick another backup (`dbr backups list`)")
+    missing = inspect.missing_requirements(target, backup.manifest.get("requires")
+                                           or {})
+    if missing:
+        raise Refused(f"{target.name} lacks what backup {backup.id} needs",
+                      cause="; ".join(missing),
+                      hint="create the roles/accounts or install the extensions, "
+                      "then plan the restore again")
+
+
+def build_plan(backup: Backup, target: Target, verification: Verification, *,
+               estimate: float | None, safety_estimate: float | None,
+               into: bool) -> Plan:
+    """The restore plan; preflight must have passed."""
+    now_state = current_state(target)
+    tables = _table_changes(now_state["tables"], backup.tables)
+    rows_now = sum(now_state["tables"].values())
+    rows_backup = sum(backup.tables.values())
+    age = (utcnow() - backup.created_at).total_seconds()
+    risks = []
+    if now_state["tables"]:
+        risks.append(Risk("replace_data", f"replaces {len(backup.tables)} tables of "
+                          f"{target.name}: {rows_now} rows now, {rows_backup} in the "
+                          "backup; changes since the backup are lost",
+                          severity="critical", rows=rows_now))
+    lost = [t for t in tables if (t["rows_now"] or 0) > (t["rows_in_backup"] or 0)]
+    for change in lost:
+        risks.append(Risk("rows_lost", f"{change['table']}: {change['rows_now']} rows "
+                          f"now, {change['rows_in_backup'] or 0} after the restore",
+                          table=change["table"],
+                          rows=change["rows_now"] - (change["rows_in_backup"] or 0)))
+    extra = [t["table"] for t in tables if t["rows_in_backup"] is None]
+    if extra and target.dialect != "sqlite":
+        risks.append(Risk("left_in_place", "not in the backup, left as they are: "
+                          + ", ".join(extra)))
+    for note in backup.manifest.get("notes") or []:
+        risks.append(Risk("backup_note", note))
+
+    def run(ctx: Context) -> dict[str, Any]:
+        def progress(done: int) -> None:
+            ctx.progress(done, backup.size, f"{done} of {backup.size} bytes restored")
+
+        loaders.load(target, backup, progress=progress, stop=ctx.cancelled)
+        target.dispose()
+        return {"backup_id": backup.id, "bytes": backup.size}
+
+    step = Step(STEP_RESTORE, f"replace {target.name} with backup {backup.id}", run,
+                destructive=bool(now_state["tables"]), transactional=False,
+                estimate=estimate, not_previewable=_how(target.dialect),
+                detail={"backup_id": backup.id, "bytes": backup.size})
+    plan = Plan(
+        "backup.restore", target.name,
+        f"restore {target.name} from backup {backup.id}", [step], risks=risks,
+        postconditions=[Postcondition(
+            "row counts equal the backup's manifest (then the safety backup is "
+            "unpinned)", lambda ctx: _check_counts(ctx, target, backup))],
+        summary={
+            "backup_id": backup.id, "backup_target": backup.target,
+            "backup_created_at": backup.created_at.isoformat(),
+            "backup_age": round(age), "backup_label": backup.label,
+            "backup_size": backup.size,
+            "verified": "yes, just now" if verification.ok else "no",
+            "verification": verification.to_dict(),
+            "revision_now": ", ".join(now_state["heads"]) or "none",
+            "revision_in_backup": ", ".join(backup.manifest.get("alembic_heads")
+                                            or []) or "none",
+            "replaces": f"{len(backup.tables)} tables: {rows_now} rows now, "
+                        f"{rows_backup} in the backup",
+            "into": target.display_url if into else None,
+            "tables": tables,
+        },
+        explain_failure=lambda ctx, failed, exc: explain_failure(
+            ctx, failed, exc, target, into),
+    )
+    if now_state["tables"]:
+        plan.safety_backup = safety_backup_step(
+            target, f"before restoring backup {backup.id}")
+        plan.safety_backup.estimate = safety_estimate
+    if "snapshot" in {f.name for f in fields(Plan)}:
+        plan.snapshot = True  # type: ignore[attr-defined]
+    return plan
+
+
+def _how(dialect: str) -> str:
+    return {"postgresql": "the backup's schemas are dropped and re-created from "
+            "the dump by pg_restore and psql, in one transaction",
+            "mysql": "the mariadb client runs the dump's SQL",
+            "sqlite": "the SQLite online backup API replaces the whole file"}[dialect]
+
+
+def _table_changes(now: dict[str, int], backup: dict[str, int]) -> list[dict]:
+    names = sorted(set(now) | set(backup))
+    return [{"table": name, "rows_now": now.get(name),
+             "rows_in_backup": backup.get(name)} for name in names]
+
+
+def _check_counts(ctx: Context, target: Target, backup: Backup) -> tuple[bool, str]:
+    with target.engine().connect() as conn:
+        actual = inspect.row_counts(conn, target.dialect)
+    differences = compare_counts(backup.tables, actual)
+    if differences:
+        return False, "; ".join(differences)
+    detail = f"{len(backup.tables)} tables, {sum(backup.tables.values())} rows"
+    safety = ctx.results.get("safety_backup_id")
+    if safety:
+        catalog.set_pin(ctx.store, safety, False)
+        detail += f"; safety backup {safety} unpinned"
+    return True, detail
+
+
+def explain_failure(ctx: Context, step: Step, exc: BaseException, target: Target,
+                    into: bool) -> dict[str, Any]:
+    """What state the database is in, and how to get back."""
+    safety = ctx.results.get("safety_backup_id")
+    if step.name == STEP_SAFETY:
+        return {"state": f"{target.name} was not changed: the safety backup failed "
+                "before the restore began",
+                "how_to_get_back": "nothing to undo; fix the cause and plan the "
+                "restore again"}
+    if target.dialect == "postgresql":
+        state = (f"the restore ran in one transaction, which was rolled back: "
+                 f"{target.name} should be as it was before the restore")
+    elif target.dialect == "sqlite":
+        state = (f"the SQLite backup API writes in one transaction: {target.name} "
+                 "should be as it was before the restore")
+    else:
+        state = (f"the restore stopped part-way: some tables of {target.name} may "
+                 "hold the backup's rows, others their rows from before, and some "
+                 "may be missing")
+    report: dict[str, Any] = {"state": state}
+    if safety:
+        report["safety_backup"] = safety
+        where = f"--into '{target.display_url}'" if into else f"--target {target.name}"
+        report["how_to_get_back"] = (
+            f"restore the safety backup taken just before: dbr backups restore "
+            f"{safety} {where} --yes")
+    else:
+        report["how_to_get_back"] = ("no safety backup was taken (declined or the "
+                                     "database was empty); restore another backup")
+    return report
