@@ -208,7 +208,8 @@ class _Visitor(ast.NodeVisitor):
             self._add("raw_sql", line, batch=batch)
             return
         for statement in (s for s in sql.split(";") if s.strip()):
-            self._add(*classify_sql(statement), line=line, sql=statement.strip(),
+            kind, table, column = classify_sql(statement)
+            self._add(kind, line, table=table, column=column, sql=statement.strip(),
                       batch=batch)
 
     def _add(self, kind: str, line: int, table: str | None = None,
