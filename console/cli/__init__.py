@@ -8,13 +8,13 @@ import os
 import sys
 import traceback
 
-from console.cli import health, migrations, spine
+from console.cli import backups, health, migrations, spine
 from console.cli.common import fail_message, setup_logging
 from core.errors import EXIT_FAILED, EXIT_USAGE, DbrError
 from core.secrets import redact
 
 # Each module adds its verbs to the parser; keep this list the one place to extend.
-COMMAND_MODULES = [spine, health, migrations]
+COMMAND_MODULES = [spine, health, migrations, backups]
 
 
 def build_parser() -> argparse.ArgumentParser:

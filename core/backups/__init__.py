@@ -15,8 +15,9 @@ The public API (the CLI and the console call these, nothing deeper):
         Runs a one-step "backup.verify" plan; the result is recorded in the
         catalog either way. .ok, .to_dict().
     plan_restore(ws, id_prefix, target=None, into=None) -> Plan
-        A "backup.restore" plan for the executor (ws.executor.run) with its
-        preflight already done; target is a target name, into a database URL.
+        A "backup.restore" plan with its preflight already done; target is a
+        target name, into a database URL. Run it with
+        ws.executor.run(plan, restore_target(ws, plan), confirmed=True).
     plan_prune(ws, target) -> Plan                       a "backup.prune" plan
     retention_verdicts(ws, target) -> list[Verdict]      keep/remove + reasons
     safety_backup_step(target, reason) -> Step           for other plans: takes a
@@ -32,6 +33,7 @@ from core.backups.api import (
     plan_prune,
     plan_restore,
     rescan,
+    restore_target,
     retention_verdicts,
     unpin,
     verify_backup,
@@ -41,6 +43,6 @@ from core.backups.create import safety_backup_step
 
 __all__ = [
     "Backup", "Rescan", "create_backup", "get_backup", "list_backups", "pin",
-    "plan_prune", "plan_restore", "rescan", "retention_verdicts",
+    "plan_prune", "plan_restore", "rescan", "restore_target", "retention_verdicts",
     "safety_backup_step", "unpin", "verify_backup",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -64,7 +65,8 @@ def get_backup(ws: Workspace, id_prefix: str) -> Backup:
 
 
 def rescan(ws: Workspace) -> Rescan:
-    folders = [t.backup_dir for t in ws.settings.targets.values() if t.backup_dir]
+    folders = [t.backup_dir.expanduser().absolute()
+               for t in ws.settings.targets.values() if t.backup_dir]
     return catalog.rescan(ws.store, folders)
 
 
@@ -146,11 +148,23 @@ def plan_restore(ws: Workspace, id_prefix: str, target: str | None = None,
     else:
         verification = verify.verify(ws.store, backup)
     restore.preflight(backup, destination, verification)
-    return restore.build_plan(
+    plan = restore.build_plan(
         backup, destination, verification,
         estimate=ws.journal.estimate(destination.name, restore.STEP_RESTORE),
         safety_estimate=ws.journal.estimate(destination.name, STEP_SAFETY),
         into=bool(into))
+    _destinations[id(plan)] = destination
+    weakref.finalize(plan, _destinations.pop, id(plan), None)
+    return plan
+
+
+# The Target each restore plan was made for (an --into database is not in dbr.toml).
+_destinations: dict[int, Target] = {}
+
+
+def restore_target(ws: Workspace, plan: Plan) -> Target:
+    """The Target to pass to ws.executor.run() with a plan from plan_restore()."""
+    return _destinations.get(id(plan)) or ws.target(plan.target)
 
 
 def retention_verdicts(ws: Workspace, target: str) -> list[Verdict]:

@@ -28,7 +28,7 @@ def backup_folder(target: Target) -> Path:
     if folder is None:
         raise DbrError(f"target {target.name!r} has no backup folder",
                        hint=f"set backup_dir in [targets.{target.name}] of dbr.toml")
-    return Path(folder)
+    return Path(folder).expanduser().absolute()
 
 
 def create(store: Store, target: Target, *, label: str | None = None,
