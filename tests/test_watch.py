@@ -169,7 +169,7 @@ def test_watch_stops_cleanly_on_sigterm_and_ctrl_c(tmp_path: Path,
         first = process.stdout.readline()
         assert "score 100" in first
         process.send_signal(signum)
-        out, err = process.communicate(timeout=60)
+        _, err = process.communicate(timeout=60)
     finally:
         if process.poll() is None:
             process.kill()
@@ -183,7 +183,8 @@ def test_watch_once_samples_every_target(tmp_path: Path) -> None:
     config = _config(tmp_path, {"a": _sqlite(tmp_path, "a"),
                                 "gone": f"sqlite:///{tmp_path / 'gone.db'}"})
     result = subprocess.run([str(DBR), "--config", str(config), "watch", "--once",
-                             "--json"], capture_output=True, text=True, timeout=120)
+                             "--json"], capture_output=True, text=True, timeout=120,
+                            check=False)
     assert result.returncode == 1  # one target is not healthy
     samples = {s["target"]: s for s in json.loads(result.stdout)}
     assert samples["a"]["healthy"] is True
@@ -214,6 +215,7 @@ def test_watch_serves_prometheus_metrics_on_loopback(tmp_path: Path) -> None:
 def test_watch_names_a_missing_target(tmp_path: Path) -> None:
     config = _config(tmp_path, {"a": _sqlite(tmp_path, "a")})
     result = subprocess.run([str(DBR), "--config", str(config), "watch", "nope",
-                             "--once"], capture_output=True, text=True, timeout=60)
+                             "--once"], capture_output=True, text=True, timeout=60,
+                            check=False)
     assert result.returncode == 2
     assert "no target named 'nope'" in result.stderr
