@@ -12,9 +12,13 @@ from core.demo import init_demo
 from core.events import Severity
 from core.workspace import Workspace
 from tests.console_helpers import (
-    count_orders_plan, open_app, run_plan, screen_text, settle, warn,
+    count_orders_plan,
+    open_app,
+    run_plan,
+    screen_text,
+    settle,
+    warn,
 )
-
 
 pytestmark = pytest.mark.anyio
 

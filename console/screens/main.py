@@ -16,7 +16,7 @@ from textual.worker import get_current_worker
 
 from console import messages as msg
 from console.actions import CHANGING, SCREEN_ACTIONS, bindings
-from console.engines import missing
+from console.loading import PaneLoaders
 from console.widgets.alerts import AlertsStream
 from console.widgets.backups_pane import BackupsPane
 from console.widgets.header import TargetHeader, TargetLine
@@ -33,9 +33,10 @@ log = logging.getLogger(__name__)
 PANES = ("migrations", "backups", "health", "journal")
 WIDE = (140, 40)  # from this size on, all four panes at once
 POLL_SECONDS = 2.0
+HEALTH_EVERY = 3  # polls between reloads of the health samples (kept by others)
 
 
-class MainScreen(Screen):
+class MainScreen(PaneLoaders, Screen):
     BINDINGS: ClassVar[list[BindingType]] = bindings(SCREEN_ACTIONS)
 
     def __init__(self) -> None:
@@ -45,6 +46,9 @@ class MainScreen(Screen):
         self.polling = False
         self.suggestion: dict[str, Any] | None = None
         self.operations: list[dict[str, Any]] = []
+        self.ticks = 0
+        self.scores: dict[str, Any] = {}
+        self.announced_running = False
 
     # -- layout -----------------------------------------------------------------
 
@@ -130,10 +134,79 @@ class MainScreen(Screen):
         self.app.push_screen(TimelineScreen(self.app.target_name))
 
     def action_roll_back_or_restore(self) -> None:
-        self.app.notify(missing("rollback"), severity="warning")
+        from console.screens.choose import ChooseScreen
+
+        self.app.push_screen(ChooseScreen(self.app.target_name))
 
     def action_open_suggestion(self) -> None:
-        self.app.notify(missing("rollback"), severity="warning")
+        if self.suggestion is None:
+            return
+        data = self.suggestion.get("data") or {}
+        self.open_strategy(self.suggestion.get("target") or self.app.target_name,
+                           data["strategy"])
+        self.query_one("#banner", Static).remove_class("-shown")
+        self.suggestion = None
+        self.refresh_bindings()
+
+    def open_strategy(self, target: str, strategy: str) -> None:
+        """Preview the plan a rollback strategy makes; run it with `dbr rollback`."""
+        from console.screens.plan import PlanScreen
+        from core import rollback
+
+        ws = self.app.ws
+
+        def words(plan: Any, safety: bool) -> list[str]:
+            return ["rollback", "run", target, "--strategy", strategy, "--yes"] + (
+                [] if safety else ["--no-safety-backup"])
+
+        self.app.push_screen(PlanScreen(
+            f"{strategy} on {target}",
+            lambda: rollback.plan_strategy(ws, target, strategy), words))
+
+    def open_plan(self, title: str, planner: Any, words: Any) -> None:
+        from console.screens.plan import PlanScreen
+
+        self.app.push_screen(PlanScreen(title, planner, words))
+
+    def follow(self, argv_words: list[str], title: str, target: str) -> None:
+        """Run dbr words detached and show their progress (non-destructive runs)."""
+        from console import runner
+        from console.screens.progress import ProgressScreen
+
+        run = runner.start(runner.command(self.app.ws.settings.path, argv_words))
+        self.app.push_screen(ProgressScreen(target, run=run, plan={"title": title}))
+
+    def toggle_pin(self, backup_id: str, pin: bool) -> None:
+        self._pin(backup_id, pin)
+
+    @work(thread=True, exclusive=True, group="pin", exit_on_error=False)
+    def _pin(self, backup_id: str, pin: bool) -> None:
+        from core import backups
+
+        try:
+            if pin:
+                backups.pin(self.app.ws, backup_id, reason="pinned in dbr-console")
+            else:
+                backups.unpin(self.app.ws, backup_id)
+        except DbrError as exc:
+            self.app.call_from_thread(self.app.notify, f"{exc.title}: {exc.hint}",
+                                      severity="error")
+            return
+        self.app.call_from_thread(self.app.notify, f"backup {backup_id} "
+                                  f"{'pinned' if pin else 'unpinned'}")
+        self.app.call_from_thread(self.load_backups, self.app.target_name)
+
+    @on(VirtualTable.Selected, "#journal-table")
+    def _operation_selected(self, event: VirtualTable.Selected) -> None:
+        from console.screens.progress import ProgressScreen
+
+        operation = next((o for o in self.operations if o["id"] == event.row.key),
+                         None)
+        if operation is None:
+            return
+        self.app.push_screen(ProgressScreen(operation["target"],
+                                            operation_id=operation["id"],
+                                            plan=operation.get("plan")))
 
     # -- loading ----------------------------------------------------------------
 
@@ -158,17 +231,26 @@ class MainScreen(Screen):
                         timeout=30)
 
     def load_all(self) -> None:
+        target = self.app.target_name
         self.show_header()
-        self.load_journal(self.app.target_name)
+        self.load_journal(target)
         self.poll_events()
         for pane in ("migrations", "backups", "health"):
-            self.query_one(f"#{pane}", Pane).say(missing(pane))
+            self.query_one(f"#{pane}", Pane).say("loading…")
+        self.load_migrations(target)
+        self.load_backups(target)
+        self.load_health(target, measure=True)
+        self.load_scores()
 
     def poll(self) -> None:
         if not self.polling:
             self.polling = True
             self.load_journal(self.app.target_name)
             self.poll_events()
+        self.ticks += 1
+        if self.ticks % HEALTH_EVERY == 0:
+            self.load_health(self.app.target_name, measure=False)
+            self.load_scores()
 
     @work(thread=True, exclusive=True, group="journal", exit_on_error=False)
     def load_journal(self, target: str) -> None:
@@ -184,11 +266,27 @@ class MainScreen(Screen):
     def on_journal_loaded(self, message: msg.JournalLoaded) -> None:
         if message.target != self.app.target_name:
             return
+        before = {o["id"]: o["status"] for o in self.operations}
         self.operations = message.operations
         pane = self.query_one(JournalPane)
         pane.say("")
         pane.show_operations(message.operations)
         self.show_header()
+        running = [o for o in message.operations if o["status"] == "running"]
+        if running and not self.announced_running:
+            self.announced_running = True
+            self.app.notify(f"{running[0]['title']} is running (by "
+                            f"{running[0]['user']}, pid {running[0]['pid']}); enter "
+                            "on it in the Rollback log follows it", timeout=10)
+        ended = [o for o in message.operations if before.get(o["id"]) == "running"
+                 and o["status"] != "running"]
+        for operation in ended:
+            self.app.notify(f"{operation['title']}: {operation['status']}",
+                            severity="information" if operation["status"] ==
+                            "succeeded" else "error")
+        if ended:
+            self.load_migrations(self.app.target_name)
+            self.load_backups(self.app.target_name)
 
     def on_pane_failed(self, message: msg.PaneFailed) -> None:
         self.polling = False
@@ -252,14 +350,19 @@ class MainScreen(Screen):
         self.refresh_bindings()
 
     def show_header(self) -> None:
+        from core.secrets import display_url
+
         app = self.app
         lines = {}
         for name in app.target_names:
             config = app.ws.settings.targets[name]
-            from core.secrets import display_url
-
-            lines[name] = TargetLine(name, config.dialect, _host(display_url(
-                config.url), config.dialect))
+            line = TargetLine(name, config.dialect, _host(display_url(config.url),
+                                                          config.dialect))
+            sample = self.scores.get(name)
+            if sample is not None:
+                line.score, line.threshold = sample.score, sample.threshold
+                line.healthy, line.conclusive = sample.healthy, sample.conclusive
+            lines[name] = line
         running = next((f"{op['title']} ({op['id']})" for op in self.operations
                         if op["status"] == "running"), None)
         self.query_one(TargetHeader).show(lines.get(app.target_name), lines, running)
@@ -269,3 +372,4 @@ def _host(display: str, dialect: str) -> str:
     if dialect == "sqlite":
         return display.split("///", 1)[-1].rsplit("/", 1)[-1]
     return display.split("@", 1)[-1] if "@" in display else display
+

@@ -237,6 +237,7 @@ class VirtualTable(ScrollView, can_focus=True):
             style = base + self.get_component_rich_style("virtual-table--header")
             text = self._line([c.label.upper() for c in self.columns])
             return Strip([Segment(set_cell_size(text, width), style)])
+
         index = round(self.scroll_offset.y) + y - 1
         if not self._rows:
             if y == 1:
@@ -250,8 +251,12 @@ class VirtualTable(ScrollView, can_focus=True):
         line_style = base + (self.get_component_rich_style("virtual-table--cursor")
                              if cursor else Style())
         segments = []
+        last = len(self.columns) - 1
+        spare = width - (sum(self._widths) + last)
         for position, (column, cell_width) in enumerate(
                 zip(self.columns, self._widths, strict=True)):
+            if position == last and spare > 0:
+                cell_width += spare  # the last column takes what is left
             text, tone = (row.cells[position], "") if isinstance(
                 row.cells[position], str) else row.cells[position]
             cell = _fit(text, cell_width, column.align)

@@ -1,0 +1,211 @@
+"""Progress of an operation that runs in its own process, followed via the journal.
+
+The same screen follows a run this console started and one found running when the
+console opened (after an SSH drop, say): both are journal entries with a pid.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+from textual.widgets import Footer, ProgressBar, RichLog, Static
+
+from console import messages as msg
+from console.format import seconds, status
+from console.runner import Run
+
+POLL = 0.5
+FIND_WITHIN = timedelta(seconds=5)
+
+
+class ProgressScreen(Screen):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("c", "cancel", "Cancel between steps"),
+        Binding("enter", "result", "Result"),
+        Binding("escape", "leave", "Back (it keeps running)"),
+    ]
+
+    def __init__(self, target: str, *, run: Run | None = None,
+                 operation_id: str | None = None,
+                 plan: dict[str, Any] | None = None) -> None:
+        super().__init__()
+        self.target = target
+        self.run = run
+        self.operation_id = operation_id
+        self.planned = [s["name"] for s in (plan or {}).get("steps", [])]
+        self.title_text = (plan or {}).get("title", "operation")
+        self.operation: dict[str, Any] | None = None
+        self.events_seen = 0
+        self.cancel_asked = False
+        self.polling = False
+
+    def compose(self) -> ComposeResult:
+        yield Static(f"Running: {self.title_text}", classes="title", id="progress-title")
+        yield ProgressBar(total=max(1, len(self.planned)), show_eta=False,
+                          id="progress-bar")
+        yield Static("starting…", id="progress-times")
+        yield Static("", id="progress-steps")
+        yield RichLog(id="progress-log", max_lines=1000, wrap=True, markup=False)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.set_interval(POLL, self.poll)
+        self.poll()
+
+    def poll(self) -> None:
+        if not self.polling and not self.finished:
+            self.polling = True
+            self.follow()
+
+    @property
+    def finished(self) -> bool:
+        return self.operation is not None and self.operation["status"] != "running"
+
+    @work(thread=True, exclusive=True, group="follow", exit_on_error=False)
+    def follow(self) -> None:
+        journal = self.app.ws.journal
+        try:
+            if self.operation_id is None and self.run is not None:
+                since = self.run.started_at - FIND_WITHIN
+                found = [o for o in journal.operations(self.target, since=since)
+                         if o["pid"] == self.run.pid]
+                if not found:
+                    self.post_message(msg.OperationFollowed({}))
+                    return
+                self.operation_id = found[-1]["id"]
+            operation = journal.operation(self.operation_id) if \
+                self.operation_id else {}
+        except Exception as exc:  # noqa: BLE001 - a worker's edge: say why, keep the screen
+            operation = {"poll_error": f"{type(exc).__name__}: {exc}"}
+        self.post_message(msg.OperationFollowed(operation))
+
+    def on_operation_followed(self, message: msg.OperationFollowed) -> None:
+        self.polling = False
+        operation = message.operation
+        if "poll_error" in operation:
+            self.query_one("#progress-times", Static).update(
+                f"cannot read the journal right now ({operation['poll_error']}); "
+                "the operation carries on in its own process")
+            return
+        if not operation:
+            self._not_started()
+            return
+        self.operation = operation
+        if not self.planned:
+            self.planned = [s["name"] for s in (operation.get("plan") or {})
+                            .get("steps", [])]
+        self.title_text = operation["title"]
+        self._show(operation)
+
+    def _not_started(self) -> None:
+        run = self.run
+        if run is None or run.alive():
+            return  # still starting up
+        tail = _tail(run.log_path)
+        self.operation = {"status": "failed", "id": None, "steps": [],
+                          "error": tail or "the run ended before it was journaled"}
+        self.query_one("#progress-title", Static).update(
+            f"NOT STARTED: {self.title_text} (exit status {run.exit_code()})")
+        self.query_one("#progress-times", Static).update(
+            "nothing was changed; what the run said:")
+        self.query_one(RichLog).write(tail or "(no output)")
+        self.refresh_bindings()
+
+    def _show(self, operation: dict[str, Any]) -> None:
+        steps = operation.get("steps") or []
+        done = [s for s in steps if s["status"] not in ("running",)]
+        total = max(len(self.planned) + (1 if (operation.get("options") or {})
+                                         .get("safety_backup") else 0),
+                    len(steps), 1)
+        self.query_one(ProgressBar).update(total=total, progress=len(done))
+        started = datetime.fromisoformat(operation["started_at"])
+        elapsed = operation["duration"] if operation.get("duration") is not None \
+            else (datetime.now(UTC) - started).total_seconds()
+        words, _ = status(operation["status"])
+        times = f"{words} · elapsed {seconds(elapsed)}"
+        if operation["status"] == "running":
+            times += f" · {_eta(operation, steps, total, elapsed)}"
+            if self.cancel_asked:
+                times += " · CANCEL ASKED: stops after the current step"
+        else:
+            times += " · press enter for the result"
+        self.query_one("#progress-times", Static).update(times)
+        lines = Text()
+        ran = {s["name"] for s in steps}
+        rows = [(s["name"], s) for s in steps]
+        rows += [(name, None) for name in self.planned if name not in ran]
+        for number, (name, step) in enumerate(rows, start=1):
+            state, _ = status(step["status"] if step else "pending")
+            took = f" ({seconds(step['duration'])})" if step and step["duration"] \
+                else ""
+            lines.append(f" {number}. {state:<14} {name}{took}\n")
+        self.query_one("#progress-steps", Static).update(lines)
+        log = self.query_one(RichLog)
+        for event in (operation.get("events") or [])[self.events_seen:]:
+            log.write(f"{event['at'][11:19]} {event['severity']:<8} {event['message']}")
+        self.events_seen = len(operation.get("events") or [])
+        if self.finished:
+            self.query_one("#progress-title", Static).update(
+                f"{words.upper()}: {self.title_text}")
+            self.refresh_bindings()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "cancel":
+            return None if self.finished or self.cancel_asked else True
+        if action == "result":
+            return True if self.finished else None
+        return True
+
+    def action_cancel(self) -> None:
+        self.cancel_asked = True
+        if self.run is not None:
+            self.run.stop_between_steps()
+        elif self.operation and self.operation.get("pid"):
+            try:
+                os.kill(self.operation["pid"], signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        self.app.notify("cancel asked: the operation stops after its current step",
+                        severity="warning")
+        self.refresh_bindings()
+
+    def action_result(self) -> None:
+        from console.screens.result import ResultScreen
+
+        if self.operation is not None:
+            self.app.switch_screen(ResultScreen(self.target, self.operation))
+
+    def action_leave(self) -> None:
+        if not self.finished:
+            self.app.notify("the operation keeps running in its own process; the "
+                            "rollback log shows it")
+        self.app.pop_screen()
+
+
+def _eta(operation: dict[str, Any], steps: list[dict[str, Any]], total: int,
+         elapsed: float) -> str:
+    estimate = (operation.get("plan") or {}).get("estimate")
+    if estimate:
+        left = max(0.0, estimate - elapsed)
+        return f"about {seconds(left)} left (from past runs)"
+    finished = [s for s in steps if s.get("duration") is not None]
+    if finished:
+        mean = sum(s["duration"] for s in finished) / len(finished)
+        return f"about {seconds(mean * (total - len(finished)))} left (guess)"
+    return "time left unknown (no past runs)"
+
+
+def _tail(path: Any, lines: int = 20) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.strip().splitlines()[-lines:])
