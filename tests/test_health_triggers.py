@@ -301,3 +301,82 @@ def test_an_auto_trigger_downgrades_and_records_recovery(tmp_path: Path,
 
     assert main(["--config", str(config), "metrics"]) == 0
     assert "trigger to recovery" in capsys.readouterr().out
+
+
+def _rows_workspace(tmp_path: Path) -> Workspace:
+    db = tmp_path / "app.db"
+    engine = make_engine(f"sqlite:///{db}")
+    with engine.begin() as conn:
+        conn.execute(sa.text("create table t (x integer)"))
+        conn.execute(sa.text("insert into t values (1), (2), (3)"))
+    engine.dispose()
+    config = tmp_path / "dbr.toml"
+    config.write_text(f"""
+[state]
+url = "sqlite:///{tmp_path / 'state.db'}"
+[targets.app]
+url = "sqlite:///{db}"
+backup_dir = "{tmp_path / 'backups'}"
+[targets.app.health]
+interval = 0.2
+recovery_samples = 2
+recovery_deadline = 60
+[[targets.app.health.checks]]
+name = "rows in t"
+sql = "select count(*) from t"
+min = 3
+weight = 20
+[[targets.app.triggers]]
+name = "rows lost"
+checks_failing = ["rows in t"]
+strategy = "restore:latest-verified"
+mode = "auto"
+""")
+    return Workspace.open(config)
+
+
+def test_an_auto_trigger_restores_the_latest_verified_backup(tmp_path: Path) -> None:
+    from core import backups
+
+    ws = _rows_workspace(tmp_path)
+    backup = backups.create_backup(ws, "app")
+    assert backups.verify_backup(ws, backup.id).ok
+    engine = make_engine(ws.target("app").url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("delete from t"))
+    watcher = Watcher(ws)
+    [sample] = watcher.run_once()
+    watcher.close()
+    assert sample.failing == ["rows in t"]
+    [entry] = ws.journal.operations("app", kind="rollback.*")
+    assert entry["kind"] == "rollback.restore" and entry["status"] == "succeeded", \
+        entry["error"]
+    assert entry["plan"]["engine_kind"] == "backup.restore"
+    assert entry["result"]["results"]["recovery"]["verdict"] == "recovered"
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("select count(*) from t")).scalar() == 3
+    engine.dispose()
+    ws.close()
+
+
+def test_restore_without_a_verified_backup_is_refused_and_alerted(
+        tmp_path: Path) -> None:
+    from core.errors import DbrError
+    from core.rollback import plan_strategy
+
+    ws = _rows_workspace(tmp_path)
+    with pytest.raises(DbrError, match="app has no verified backup"):
+        plan_strategy(ws, "app", "restore:latest-verified")
+    engine = make_engine(ws.target("app").url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("delete from t"))
+    engine.dispose()
+    watcher = Watcher(ws)
+    watcher.run_once()
+    watcher.close()
+    assert ws.journal.operations("app") == []
+    [failed] = ws.journal.events("app", kinds=(ev.OPERATION_FAILED,))
+    assert failed["severity"] == "critical"
+    assert "did not start" in failed["message"] and "no verified backup" in \
+        failed["message"]
+    ws.close()
