@@ -127,36 +127,45 @@ def _walk(work: Project, scratch: Target, order: list[Script],
             phase = "downgrade"
             _run(work, down)
             after_down = snapshots.take(scratch, counts=False)
+            _judge(script, result, before, after_up, after_down, version_table)
             phase = "upgrade again"
             _run(work, up)
         except Exception as exc:  # any failure of a script is the finding
             result.status = FAILED
-            result.detail = f"{phase} failed: {_describe(exc)}"
+            result.detail = f"{phase} failed: {_describe(exc)}" + (
+                f" (left behind: {'; '.join(result.leftovers)})"
+                if result.leftovers else "")
             log.info("round trip stopped at %s: %s", script.revision, result.detail)
             return
-        ignore = (version_table,)
-        left = snapshots.diff(before, after_down, rows=False, ignore=ignore)
-        changed = snapshots.diff(before, after_up, rows=False, ignore=ignore)
-        analysis = _analysis(script.path)
-        is_merge = len(script._versioned_down_revisions) > 1
-        if left.schema_changed and not snapshots.diff(
-                after_up, after_down, rows=False, ignore=ignore).schema_changed:
-            result.status, result.detail = NOOP, "the downgrade changed nothing"
-            result.leftovers = left.lines()
-        elif left.schema_changed:
-            result.status = LEFTOVER
-            result.leftovers = left.lines()
-            result.detail = "left behind: " + "; ".join(result.leftovers)
-        elif analysis.empty and not is_merge:
-            result.status = NOOP
-            result.detail = ("downgrade() is empty" + (
-                "" if changed.schema_changed else
-                " (its upgrade changes data only, which stays changed)"))
-        else:
-            result.status = OK
-            result.detail = ("no schema change" if not changed.schema_changed
-                             else "schema restored")
     progress(len(order), len(order), "done")
+
+
+def _judge(script: Script, result: RevisionResult, before: snapshots.Snapshot,
+           after_up: snapshots.Snapshot, after_down: snapshots.Snapshot,
+           version_table: str) -> None:
+    """ok, leftover or noop, from the three schemas and the static reading."""
+    ignore = (version_table,)
+    left = snapshots.diff(before, after_down, rows=False, ignore=ignore)
+    changed = snapshots.diff(before, after_up, rows=False, ignore=ignore)
+    undone = snapshots.diff(after_up, after_down, rows=False, ignore=ignore)
+    analysis = _analysis(script.path)
+    is_merge = len(script._versioned_down_revisions) > 1
+    if left.schema_changed and not undone.schema_changed:
+        result.status, result.detail = NOOP, "the downgrade changed nothing"
+        result.leftovers = left.lines()
+    elif left.schema_changed:
+        result.status = LEFTOVER
+        result.leftovers = left.lines()
+        result.detail = "left behind: " + "; ".join(result.leftovers)
+    elif analysis.empty and not is_merge:
+        result.status = NOOP
+        result.detail = "downgrade() is empty" + (
+            "" if changed.schema_changed else
+            " (its upgrade changes data only, which stays changed)")
+    else:
+        result.status = OK
+        result.detail = ("schema restored" if changed.schema_changed
+                         else "no schema change")
 
 
 def _run(work: Project, step: RevisionStep) -> str:
@@ -213,8 +222,12 @@ def _scratch_database(scratch: Target) -> Iterator[list[bool]]:
 
 
 def _admin(scratch: Target) -> sa.Engine:
+    url = scratch.url
     server = "postgres" if scratch.dialect == "postgresql" else None
-    engine = make_engine(scratch.url.set(database=server), scratch.dialect)
+    # URL.set() ignores None, so the server-level URL is built afresh.
+    admin = sa.engine.URL.create(url.drivername, url.username, url.password,
+                                 url.host, url.port, server, url.query)
+    engine = make_engine(admin, scratch.dialect)
     return engine.execution_options(isolation_level="AUTOCOMMIT")
 
 
