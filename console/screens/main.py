@@ -71,6 +71,15 @@ class MainScreen(PaneLoaders, Screen):
         self.show_pane(self.active)
         self.open_workspace()
 
+    def on_screen_resume(self) -> None:
+        # Back from a flow: what it did shows at once, not at the next poll.
+        if self.app.ws.settings.targets and "journal" in self.app.ws.__dict__:
+            target = self.app.target_name
+            self.load_journal(target)
+            self.load_migrations(target)
+            self.load_backups(target)
+            self.load_health(target)
+
     def on_resize(self, event: Resize) -> None:
         self._layout(event.size.width, event.size.height)
 

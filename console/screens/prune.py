@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 from rich.console import Group, RenderableType
@@ -27,15 +26,11 @@ class PruneScreen(PlanScreen):
 
         ws = self.app.ws
         self.verdicts = backups.retention_verdicts(ws, self.target)
-        if self.tagged and "ids" in inspect.signature(backups.plan_prune).parameters:
-            return backups.plan_prune(ws, self.target, ids=self.tagged)
+        # The engine prunes by the retention policy alone; tags are compared with it.
         return backups.plan_prune(ws, self.target)
 
     def _words(self, plan: Any, safety: bool) -> list[str]:
-        words = ["backup", "prune", self.target, "--yes"]
-        for backup_id in self.tagged:
-            words += ["--id", backup_id]
-        return words
+        return ["backups", "prune", self.target, "--yes"]
 
     def _show(self) -> None:
         super()._show()
@@ -47,13 +42,20 @@ class PruneScreen(PlanScreen):
         head = Text()
         head.append(f"{len(removed)} of {len(self.verdicts)} backups go, "
                     f"{size(freed)} freed\n", style="bold")
+        judged = {v.id: v for v in self.verdicts}
+        kept = [i for i in self.tagged if i in judged and judged[i].action != "remove"]
         if self.tagged:
-            head.append(f"tagged by you: {', '.join(self.tagged)}\n")
+            head.append(f"tagged by you: {len(self.tagged)}; pruning follows the "
+                        "retention policy, so a tagged backup that a rule keeps "
+                        "stays")
+            head.append(f" ({len(kept)} of them: {', '.join(kept)})" if kept else "")
+            head.append("\n")
         table = Text()
         for verdict in self.verdicts:
             gone = verdict.action == "remove"
             table.append("REMOVE " if gone else "keep   ",
                          style="bold yellow" if gone else "green")
+            table.append("T " if verdict.id in self.tagged else "  ")
             table.append(f"{verdict.id:<14} {ago(verdict.created_at):<16} "
                          f"{size(verdict.size):>10}  {'; '.join(verdict.reasons)}\n")
         return Group(head, table, Text(""), render_plan(self.plan))

@@ -32,12 +32,12 @@ class ResultScreen(Screen):
         state = str(self.operation.get("status", "")).upper()
         yield Static(f"Result: {state}", classes="title", id="result-title")
         with VerticalScroll(id="result-body"):
+            yield Static("health: measuring…", id="result-health")
             if self.operation.get("id"):
                 yield Static(describe_operation(self.operation), id="result-detail")
             else:
                 yield Static(Text(str(self.operation.get("error", ""))),
                              id="result-detail")
-            yield Static("health: measuring…", id="result-health")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -50,11 +50,11 @@ class ResultScreen(Screen):
     @work(thread=True, exclusive=True, group="measure", exit_on_error=False)
     def measure(self) -> None:
         health = engine("health")
-        if health is None or not hasattr(health, "measure"):
+        if health is None:
             self.post_message(msg.PaneUnavailable("health", missing("health")))
             return
         try:
-            sample = health.measure(self.app.ws, self.target)
+            sample = health.sample(self.app.ws, self.target)
         except Exception as exc:  # noqa: BLE001 - a worker's edge: say why, keep the screen
             self.post_message(msg.PaneFailed("health", self.target,
                                              "cannot measure health", str(exc)))
@@ -72,4 +72,4 @@ class ResultScreen(Screen):
         from console.widgets.health_pane import describe_sample
 
         self.query_one("#result-health", Static).update(
-            describe_sample(message.sample))
+            describe_sample(message.sample, note=["health re-measured after the run"]))

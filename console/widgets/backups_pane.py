@@ -171,7 +171,7 @@ class BackupsPane(Pane):
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self._run(["backup", "create", target], f"backup of {target}")
+                self._run(["backups", "create", target], f"backup of {target}")
 
         self.app.push_screen(ConfirmScreen(
             f"back up {target} now", target, False,
@@ -181,12 +181,12 @@ class BackupsPane(Pane):
     def action_verify(self) -> None:
         backup = self._selected_or_say()
         if backup is not None:
-            self._run(["backup", "verify", backup.id], f"verify backup {backup.id}")
+            self._run(["backups", "verify", backup.id], f"verify backup {backup.id}")
 
     def action_deep_verify(self) -> None:
         backup = self._selected_or_say()
         if backup is not None:
-            self._run(["backup", "verify", backup.id, "--deep"],
+            self._run(["backups", "verify", backup.id, "--deep"],
                       f"deep verify backup {backup.id}")
 
     def action_pin(self) -> None:
@@ -202,7 +202,7 @@ class BackupsPane(Pane):
         ws, target, backup_id = self.app.ws, self.app.target_name, backup.id
 
         def words(plan: Any, safety: bool) -> list[str]:
-            return ["backup", "restore", backup_id, "--yes"] + (
+            return ["backups", "restore", backup_id, "--yes"] + (
                 [] if safety else ["--no-safety-backup"])
 
         self.screen.open_plan(f"restore {target} from backup {backup_id}",

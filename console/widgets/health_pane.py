@@ -72,10 +72,13 @@ class HealthPane(Pane):
         self.query_one("#health-triggers", Static).update(text)
 
 
-def describe_sample(sample: Any, history: list[Any] | None = None) -> Group:
+def describe_sample(sample: Any, history: list[Any] | None = None,
+                    note: list[str] | None = None) -> Group:
     """The score in words, the reasons it is lowered, and how recent it is."""
     if sample is None:
         return Group(Text("no sample yet: press m to measure"))
+    if note:
+        return Group(Text(note[0], style="bold"), describe_sample(sample))
     words, tone = score_words(sample.score, sample.threshold, sample.healthy,
                               sample.conclusive)
     head = Text("score ")
