@@ -16,12 +16,12 @@ from tests.conftest import SHARED_DATA
 
 
 def workspace(tmp_path: Path, url: str, name: str = "db", retention: str = "",
-              **extra: str) -> Workspace:
+              backup_dir: Path | None = None, **extra: str) -> Workspace:
     """A dbr.toml with one target whose backups go under tmp_path."""
     lines = [
         "[state]", f'url = "sqlite:///{tmp_path / "state.db"}"',
         f"[targets.{name}]", f'url = "{url}"',
-        f'backup_dir = "{tmp_path / "backups" / name}"',
+        f'backup_dir = "{backup_dir or tmp_path / "backups" / name}"',
     ]
     lines += [f'{key} = "{value}"' for key, value in extra.items()]
     if retention:

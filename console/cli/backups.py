@@ -35,6 +35,8 @@ def register(commands: Any) -> None:
     create.add_argument("--label", help="a note kept with the backup")
     create.add_argument("--pin", action="store_true",
                         help="pin it: pruning never removes it")
+    create.add_argument("--break-lock", action="store_true",
+                        help="break the target's lock if its process is gone")
 
     listing = add_command(verbs, "list", cmd_list, "backups, newest first")
     listing.add_argument("target", nargs="?")
@@ -120,7 +122,8 @@ HEADERS = ("id", "target", "created", "size", "verified", "pin", "label")
 def cmd_create(args: argparse.Namespace) -> int:
     ws = workspace(args)
     backup = backups.create_backup(ws, args.target, label=args.label, pin=args.pin,
-                                   progress=_progress(args, "dumped"))
+                                   progress=_progress(args, "dumped"),
+                                   break_lock=args.break_lock)
     if args.json:
         emit_json(backup.to_dict())
         return EXIT_OK

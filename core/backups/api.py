@@ -37,14 +37,16 @@ def _forward_progress(ws: Workspace, progress: ProgressFn | None) -> Callable[[]
 
 
 def create_backup(ws: Workspace, target: str, label: str | None = None,
-                  pin: bool = False, progress: ProgressFn | None = None) -> Backup:
+                  pin: bool = False, progress: ProgressFn | None = None, *,
+                  break_lock: bool = False) -> Backup:
     """Back up target now, journaled as a backup.create operation."""
     resolved = ws.target(target)
     plan = plan_create(resolved, label=label, pin=pin,
                        estimate=ws.journal.estimate(resolved.name, "dump"))
     unsubscribe = _forward_progress(ws, progress)
     try:
-        outcome = ws.executor.run(plan, resolved, confirmed=True)
+        outcome = ws.executor.run(plan, resolved, confirmed=True,
+                                  break_lock=break_lock)
     finally:
         unsubscribe()
     if not outcome.ok:
