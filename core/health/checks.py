@@ -379,49 +379,51 @@ def _custom(check: CheckConfig) -> Callable[[Connection], tuple[Any, str]]:
 
 
 class _deadline:
-    """A server-enforced time limit around one check, undone afterwards."""
+    """A server-enforced time limit around one check.
+
+    The limits are session settings of the prober's own connections, set only when
+    a check needs a different one (the connection remembers what it has), so a
+    sample costs few round trips. Checks share one read transaction; a failed
+    check rolls it back, and the pool rolls back what is left on return.
+    """
 
     def __init__(self, conn: Connection, dialect: str, seconds: float) -> None:
         self.conn = conn
         self.dialect = dialect
         self.seconds = seconds
         self.ms = max(1, int(seconds * 1000))
-        self.tx: Any = None
 
     def __enter__(self) -> None:
         conn = self.conn
-        self.tx = conn.begin()
-        if self.dialect == "postgresql":
-            conn.execute(sa.text("select set_config('statement_timeout', :ms, true), "
-                                 "set_config('lock_timeout', :ms, true)"),
-                         {"ms": str(self.ms)})
-        elif self.dialect == "mysql":
-            wait = max(1, math.ceil(self.seconds))
-            if getattr(conn.dialect, "is_mariadb", False):
-                conn.exec_driver_sql(
-                    f"set session max_statement_time = {self.seconds:.3f}, "
-                    f"lock_wait_timeout = {wait}, innodb_lock_wait_timeout = {wait}")
-            else:
-                conn.exec_driver_sql(
-                    f"set session max_execution_time = {self.ms}, "
-                    f"lock_wait_timeout = {wait}, innodb_lock_wait_timeout = {wait}")
-        else:
+        if self.dialect == "sqlite":
             raw = conn.connection.driver_connection
-            conn.exec_driver_sql(f"pragma busy_timeout = {self.ms}")
+            raw.execute(f"pragma busy_timeout = {self.ms}")
             stop_at = time.monotonic() + self.seconds
             raw.set_progress_handler(lambda: int(time.monotonic() > stop_at), 1000)
+            return
+        info = conn.connection.info
+        if info.get("dbr_timeout_ms") == self.ms:
+            return
+        if conn.in_transaction():
+            conn.rollback()
+        if self.dialect == "postgresql":
+            conn.exec_driver_sql(f"set statement_timeout = {self.ms}; "
+                                 f"set lock_timeout = {self.ms}")
+        else:
+            wait = max(1, math.ceil(self.seconds))
+            limit = (f"max_statement_time = {self.seconds:.3f}"
+                     if getattr(conn.dialect, "is_mariadb", False)
+                     else f"max_execution_time = {self.ms}")
+            conn.exec_driver_sql(f"set session {limit}, lock_wait_timeout = {wait}, "
+                                 f"innodb_lock_wait_timeout = {wait}")
+        conn.commit()  # a SET inside a rolled-back transaction would be undone
+        info["dbr_timeout_ms"] = self.ms
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, kind: object, *exc: object) -> None:
         try:
-            if self.tx is not None and self.tx.is_active:
-                self.tx.rollback()
             if self.dialect == "sqlite":
                 self.conn.connection.driver_connection.set_progress_handler(None, 0)
-            elif self.dialect == "mysql" and not self.conn.invalidated:
-                if getattr(self.conn.dialect, "is_mariadb", False):
-                    self.conn.exec_driver_sql("set session max_statement_time = 0")
-                else:
-                    self.conn.exec_driver_sql("set session max_execution_time = 0")
+            if kind is not None and not self.conn.invalidated:
                 self.conn.rollback()
         except Exception:  # the connection broke with the check; the check says so
             log.debug("resetting a health connection failed", exc_info=True)
