@@ -134,3 +134,28 @@ async def test_unknown_target_is_refused_with_the_choices(demo_config: Path) -> 
     with pytest.raises(ConfigError, match="no target named 'nope'") as caught:
         open_app(demo_config, target="nope")
     assert "shop" in str(caught.value.hint)
+
+
+def test_demo_workspace_is_built_once_and_rebuilt_when_broken(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from console.app import demo_config
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    config = demo_config()
+    assert config == tmp_path / "dbr" / "demo" / "dbr.toml"
+    database = config.parent / "shop.db"
+    built = database.stat().st_mtime_ns
+    assert demo_config() == config
+    assert database.stat().st_mtime_ns == built  # intact: opened as it is
+    database.unlink()
+    assert demo_config() == config
+    assert database.stat().st_size > 0  # broken: rebuilt
+
+
+def test_demo_and_config_together_are_refused(capsys: pytest.CaptureFixture) -> None:
+    from console.app import main
+
+    with pytest.raises(SystemExit) as stopped:
+        main(["--demo", "--config", "x.toml"])
+    assert stopped.value.code == 2
+    assert "--demo and --config cannot be used together" in capsys.readouterr().err

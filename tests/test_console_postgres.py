@@ -1,0 +1,173 @@
+"""The console on a real PostgreSQL target: Pagila with a small Alembic project."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from console.screens.confirm import ConfirmScreen
+from console.screens.plan import PlanScreen
+from console.screens.progress import ProgressScreen
+from console.widgets.table import VirtualTable
+from core import migrations
+from core.workspace import Workspace
+from tests.backups_helpers import load_pagila
+from tests.console_helpers import open_app, screen_text, settle
+
+pytestmark = [pytest.mark.anyio, pytest.mark.postgres]
+
+ENV = '''
+from alembic import context
+from sqlalchemy import create_engine, pool
+
+config = context.config
+
+
+def migrate(connection):
+    context.configure(connection=connection)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+if context.is_offline_mode():
+    context.configure(url=config.get_main_option("sqlalchemy.url"),
+                      literal_binds=True)
+    with context.begin_transaction():
+        context.run_migrations()
+elif config.attributes.get("connection") is not None:
+    migrate(config.attributes["connection"])
+else:
+    engine = create_engine(config.get_main_option("sqlalchemy.url"),
+                           poolclass=pool.NullPool)
+    with engine.connect() as connection:
+        migrate(connection)
+'''
+
+STAFF_PICK = '''
+"""mark staff picks"""
+import sqlalchemy as sa
+from alembic import op
+
+revision = "a1staff"
+down_revision = None
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    op.add_column("film", sa.Column("staff_pick", sa.Boolean, nullable=True))
+    op.execute("UPDATE film SET staff_pick = (film_id % 7 = 0)")
+
+
+def downgrade():
+    op.drop_column("film", "staff_pick")
+'''
+
+REVIEWS = '''
+"""film reviews"""
+import sqlalchemy as sa
+from alembic import op
+
+revision = "c3review"
+down_revision = "b2index"
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    op.create_table(
+        "film_review",
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("film_id", sa.Integer, nullable=False),
+        sa.Column("stars", sa.Integer, nullable=False),
+    )
+    op.execute("INSERT INTO film_review (film_id, stars) "
+               "SELECT film_id, 1 + film_id % 5 FROM film")
+
+
+def downgrade():
+    op.drop_table("film_review")
+'''
+
+
+INDEX = '''
+"""index staff picks"""
+from alembic import op
+
+revision = "b2index"
+down_revision = "a1staff"
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    op.create_index("film_staff_pick", "film", ["staff_pick"])
+
+
+def downgrade():
+    op.drop_index("film_staff_pick", table_name="film")
+'''
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def pagila(pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    load_pagila(pg_url)
+    project = tmp_path / "project"
+    versions = project / "migrations" / "versions"
+    versions.mkdir(parents=True)
+    (project / "migrations" / "env.py").write_text(ENV)
+    (versions / "a1staff_mark_staff_picks.py").write_text(STAFF_PICK)
+    (versions / "b2index_index_staff_picks.py").write_text(INDEX)
+    (versions / "c3review_film_reviews.py").write_text(REVIEWS)
+    (project / "alembic.ini").write_text(
+        "[alembic]\nscript_location = %(here)s/migrations\n"
+        f"sqlalchemy.url = {pg_url}\n")
+    from alembic import command
+    from alembic.config import Config
+
+    command.upgrade(Config(str(project / "alembic.ini")), "head")
+    config = project / "dbr.toml"
+    config.write_text(
+        '[state]\nurl = "sqlite:///state.db"\n\n[targets.pagila]\n'
+        f'url = "{pg_url}"\nalembic = "alembic.ini"\nbackup_dir = "backups"\n'
+        'critical_tables = ["film", "rental"]\n')
+    return config
+
+
+async def test_downgrade_on_postgresql_from_the_console(pagila: Path) -> None:
+    app = open_app(pagila)
+    async with app.run_test(size=(160, 48)) as pilot:
+        table = app.screen.query_one("#revisions-table", VirtualTable)
+        await settle(pilot, lambda: len(table.rows) == 3, tries=600)
+        text = screen_text(app)
+        assert "pagila" in text and "postgresql" in text
+        assert "◀ current" in text and "DROPS table film_review" in text
+        health = app.screen.query_one("#checks-table", VirtualTable)
+        await settle(pilot, lambda: len(health.rows) > 0, tries=600)
+        assert "✓ ok" in screen_text(app)
+        assert table.move_to("b2index")
+        await pilot.press("d")
+        await settle(pilot, lambda: isinstance(app.screen, PlanScreen)
+                     and app.screen.plan is not None, tries=600)
+        text = screen_text(app)
+        assert "DROP TABLE film_review" in text
+        assert "1,000" in text  # the rows the dropped table holds, counted live
+        await pilot.press("c")
+        await settle(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press(*"pagila", "enter")
+        await settle(pilot, lambda: isinstance(app.screen, ProgressScreen))
+        await settle(pilot, lambda: app.screen.finished, tries=2400)
+        assert app.screen.operation["status"] == "succeeded", [
+            s.get("error") for s in app.screen.operation["steps"]]
+    ws = Workspace.open(pagila)
+    try:
+        assert migrations.current(ws.target("pagila")).heads == ["b2index"]
+    finally:
+        ws.close()
