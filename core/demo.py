@@ -48,6 +48,10 @@ def init_demo(directory: Path, *, force: bool = False) -> Path:
             _copy(source / name, directory / name)
         (directory / "backups" / "shop").mkdir(parents=True, exist_ok=True)
         _build_database(directory, source / ROWS)
+        # A few real backups of different ages, so the catalog has a history.
+        from core.backups.demo import seed_demo_backups
+
+        seed_demo_backups(directory / CONFIG)
     except (OSError, sqlite3.Error, sa.exc.SQLAlchemyError) as exc:
         cause = exc.strerror if isinstance(exc, OSError) else None
         raise DbrError(

@@ -127,3 +127,24 @@ def test_prune_without_a_policy_is_refused(tmp_path: Path, sqlite_url: str,
                  "--dry-run"])
     assert code == 2
     assert "no retention policy for shop" in capsys.readouterr().err
+
+
+def test_the_demo_has_backups_of_different_ages(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture) -> None:
+    from core.demo import init_demo
+
+    config = init_demo(tmp_path / "demo")
+    code, out = run(capsys, config, "list", "--json")
+    listed = json.loads(out)
+    assert code == 0 and len(listed) == 5
+    assert sum(b["pinned"] for b in listed) == 1
+    assert sum(b["verified"] for b in listed) == 1
+    assert "a month ago" in run(capsys, config, "list")[1]
+    # Their manifests agree with the index: a rescan finds the same catalog.
+    code, out = run(capsys, config, "rescan", "--json")
+    rescanned = json.loads(out)
+    assert code == 0 and rescanned["damaged"] == []
+    assert [(b["id"], b["created_at"]) for b in rescanned["backups"]] == [
+        (b["id"], b["created_at"]) for b in listed]
+    code, out = run(capsys, config, "verify", listed[-1]["id"])
+    assert code == 0
