@@ -380,3 +380,37 @@ def test_restore_without_a_verified_backup_is_refused_and_alerted(
     assert "did not start" in failed["message"] and "no verified backup" in \
         failed["message"]
     ws.close()
+
+
+def test_rollback_run_records_still_unhealthy_when_health_does_not_return(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from core.demo import init_demo
+
+    config = init_demo(tmp_path / "demo")
+    config.write_text(DEMO_TOML.replace("recovery_deadline = 60",
+                                        "recovery_deadline = 1") + """
+[[targets.shop.health.checks]]
+name = "never passes"
+sql = "select 0"
+min = 1
+weight = 1
+required = true
+""")
+    code = main(["--config", str(config), "rollback", "run", "shop", "--strategy",
+                 "downgrade:1", "--yes", "--json"])
+    outcome = json.loads(capsys.readouterr().out)
+    assert code == 1
+    assert outcome["status"] == "failed"
+    assert outcome["results"]["recovery"]["verdict"] == "still unhealthy"
+    assert outcome["results"]["recovery"]["failing"] == ["never passes"]
+    [check] = [c for c in outcome["postconditions"] if "health" in c["check"]]
+    assert not check["ok"] and check["detail"].startswith("still unhealthy after")
+    ws = Workspace.open(config)
+    entry = ws.journal.operation(outcome["operation_id"])
+    assert entry["kind"] == "rollback.downgrade" and entry["status"] == "failed"
+    assert entry["result"]["results"]["recovery"]["verdict"] == "still unhealthy"
+    assert [s["name"] for s in entry["steps"]][-1] == "downgrade 70fa42"
+    degraded = ws.journal.events("shop", kinds=(ev.HEALTH_DEGRADED,))
+    assert degraded[0]["severity"] == "critical"
+    assert "still unhealthy after the rollback" in degraded[0]["message"]
+    ws.close()
