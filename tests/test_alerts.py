@@ -224,3 +224,16 @@ def test_step_progress_and_samples_never_reach_a_sink(tmp_path: Path) -> None:
         router(Event(kind, kind, target="a"))
     router(Event(ev.TRIGGER_FIRED, "fired", Severity.WARNING, target="a"))
     assert [line["kind"] for line in _lines(path)] == [ev.TRIGGER_FIRED]
+
+
+def test_dbr_rollback_run_delivers_its_alerts_before_it_exits(
+        tmp_path: Path, hook: Hook, capsys: pytest.CaptureFixture) -> None:
+    from console.cli import main
+
+    _workspace(tmp_path, hook.url).close()
+    code = main(["--config", str(tmp_path / "dbr.toml"), "rollback", "run", "app",
+                 "--strategy", "notify", "--yes"])
+    assert code == 0, capsys.readouterr().err
+    # No waiting here: the command flushed the webhook queue before returning.
+    kinds = [b["kind"] for b in hook.bodies]
+    assert ev.OPERATION_STARTED in kinds and "rollback.notify" in kinds

@@ -132,15 +132,18 @@ def cmd_rollback_plan(args: argparse.Namespace) -> int:
 
 def cmd_rollback_run(args: argparse.Namespace) -> int:
     ws = workspace(args)
-    target = ws.target(args.target)
-    plan = rollback.plan_strategy(ws, target, args.strategy)
-    outcome = execute(ws, plan, target, args, strategy=args.strategy, trigger=None,
-                      triggered_at=None)
-    recovery = outcome.results.get("recovery")
-    if recovery and not args.json:
-        print(f"health after the rollback: {recovery['verdict']} "
-              f"({recovery['samples']} samples, {recovery['seconds']:.0f} s)")
-    return report(outcome, args)
+    try:
+        target = ws.target(args.target)
+        plan = rollback.plan_strategy(ws, target, args.strategy)
+        outcome = execute(ws, plan, target, args, strategy=args.strategy,
+                          trigger=None, triggered_at=None)
+        recovery = outcome.results.get("recovery")
+        if recovery and not args.json:
+            print(f"health after the rollback: {recovery['verdict']} "
+                  f"({recovery['samples']} samples, {recovery['seconds']:.0f} s)")
+        return report(outcome, args)
+    finally:
+        ws.close()  # delivers the alerts still queued for webhooks (bounded wait)
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
