@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -178,7 +179,7 @@ class Prober:
 
             def connect() -> sqlite3.Connection:
                 # mode=ro: a missing file is an error here, never a new empty database.
-                return sqlite3.connect(f"file:{path}?mode=ro", uri=True,
+                return sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True,
                                        timeout=self.config.timeout,
                                        check_same_thread=False)
 

@@ -86,7 +86,12 @@ class Monitor:
                         conclusive=scored.conclusive, checks=results,
                         explanation=scored.explanation, lowered_by=scored.lowered_by)
         if keep and self.store is not None:
-            self._keep(sample, target.config.health.keep_samples)
+            try:
+                self._keep(sample, target.config.health.keep_samples)
+            except sa.exc.SQLAlchemyError as exc:
+                # The measurement still counts for alerts and triggers.
+                log.warning("health sample of %s not kept in the state store: %s",
+                            target.name, str(exc).splitlines()[0])
         if self.bus is not None:
             self.bus.emit(ev.HEALTH_SAMPLED, sample.summary, target=target.name,
                           data=sample.to_dict())
