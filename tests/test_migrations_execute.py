@@ -84,6 +84,7 @@ def test_failed_step_reports_where_the_database_is_and_what_stayed(
     outcome = executor.run(plan, target, confirmed=True, safety_backup=False)
 
     assert outcome.status == "failed" and outcome.failed_step == "downgrade r3"
+    assert "no_such_table" in outcome.error
     assert outcome.report["database_at"] == "r3"
     assert heads(any_url) == ["r3"]
     if any_url.startswith("mysql"):

@@ -19,7 +19,10 @@ from console.cli.common import (
 from core import migrations, snapshots
 from core.errors import EXIT_FAILED, EXIT_OK, ConfigError
 from core.migrations.history import Current, Revision
+from core.targets import Target
+from core.workspace import Workspace
 
+TARGET_HELP = "the target (may be left out when dbr.toml has only one)"
 PLURALS = {"drop_index": ("index", "indexes"),
            "drop_constraint": ("constraint", "constraints"),
            "raw_sql": ("raw SQL statement", "raw SQL statements"),
@@ -34,14 +37,14 @@ def register(commands: Any) -> None:
 
     history = add_command(verbs, "history", cmd_history,
                           "every revision, what is applied, what each downgrade does")
-    history.add_argument("target")
+    history.add_argument("target", nargs="?", help=TARGET_HELP)
     current = add_command(verbs, "current", cmd_current,
                           "the database's heads and any version-table problem")
-    current.add_argument("target")
+    current.add_argument("target", nargs="?", help=TARGET_HELP)
 
     plan = add_command(verbs, "plan", cmd_plan,
                        "preview a downgrade (or --upgrade): steps, SQL, risks")
-    plan.add_argument("target")
+    plan.add_argument("target", nargs="?", help=TARGET_HELP)
     _spec(plan, required=True)
     plan.add_argument("--upgrade", action="store_true",
                       help="plan an upgrade instead of a downgrade")
@@ -49,7 +52,7 @@ def register(commands: Any) -> None:
     for verb, text in (("downgrade", "downgrade to a revision, after a preview"),
                        ("upgrade", "upgrade to a revision (default: heads)")):
         run = add_command(verbs, verb, cmd_run, text)
-        run.add_argument("target")
+        run.add_argument("target", nargs="?", help=TARGET_HELP)
         _spec(run, required=verb == "downgrade")
         run.add_argument("--yes", action="store_true",
                          help="confirm without asking (needed when not interactive)")
@@ -65,7 +68,7 @@ def register(commands: Any) -> None:
 
     diff = add_command(verbs, "diff", cmd_diff, "compare two schema snapshots, or a "
                        "snapshot with the live schema")
-    diff.add_argument("target")
+    diff.add_argument("target", nargs="?", help=TARGET_HELP)
     diff.add_argument("snapshots", nargs="*", type=int, metavar="SNAPSHOT_ID",
                       help="none: the newest snapshot against live; one: it against "
                       "live; two: the first against the second")
@@ -73,9 +76,21 @@ def register(commands: Any) -> None:
 
     test = add_command(verbs, "test", cmd_test, "round-trip every revision in a "
                        "scratch database: upgrade, downgrade, compare, upgrade")
-    test.add_argument("target")
+    test.add_argument("target", nargs="?", help=TARGET_HELP)
     test.add_argument("--scratch", required=True, metavar="URL",
                       help="a database dbr may create and drop (it must not exist)")
+
+
+def _target(ws: Workspace, args: argparse.Namespace) -> Target:
+    """The named target, or the only one dbr.toml defines."""
+    if args.target:
+        return ws.target(args.target)
+    names = sorted(ws.settings.targets)
+    if len(names) == 1:
+        return ws.target(names[0])
+    raise ConfigError("which target?", cause=f"{ws.settings.where()} defines "
+                      f"{len(names)}: {', '.join(names) or 'none'}",
+                      hint="name one: dbr migrations VERB TARGET")
 
 
 def _spec(parser: argparse.ArgumentParser, *, required: bool) -> None:
@@ -87,7 +102,7 @@ def _spec(parser: argparse.ArgumentParser, *, required: bool) -> None:
 
 def cmd_history(args: argparse.Namespace) -> int:
     ws = workspace(args)
-    result = migrations.history(ws.target(args.target))
+    result = migrations.history(_target(ws, args))
     if args.json:
         emit_json([r.to_dict() for r in result.revisions])
         return EXIT_OK
@@ -101,7 +116,7 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 def cmd_current(args: argparse.Namespace) -> int:
     ws = workspace(args)
-    result = migrations.current(ws.target(args.target))
+    result = migrations.current(_target(ws, args))
     if args.json:
         emit_json(result.to_dict())
     else:
@@ -112,7 +127,7 @@ def cmd_current(args: argparse.Namespace) -> int:
 def cmd_plan(args: argparse.Namespace) -> int:
     ws = workspace(args)
     direction = "upgrade" if args.upgrade else "downgrade"
-    plan = migrations.plan(ws.target(args.target), args.spec, direction=direction,
+    plan = migrations.plan(_target(ws, args), args.spec, direction=direction,
                            journal=ws.journal)
     if args.json:
         emit_json(plan.to_dict())
@@ -123,7 +138,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     ws = workspace(args)
-    target = ws.target(args.target)
+    target = _target(ws, args)
     if getattr(args, "trial", False):
         plan = migrations.trial_plan(target, args.spec, journal=ws.journal)
     else:
@@ -144,7 +159,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_diff(args: argparse.Namespace) -> int:
     ws = workspace(args)
-    target = ws.target(args.target)
+    target = _target(ws, args)
     if args.list:
         found = snapshots.snapshots(ws.store, target.name, limit=50)
         if args.json:
@@ -187,7 +202,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 def cmd_test(args: argparse.Namespace) -> int:
     ws = workspace(args)
-    target = ws.target(args.target)
+    target = _target(ws, args)
 
     def progress(done: int, total: int, message: str) -> None:
         if not args.json:

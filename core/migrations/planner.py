@@ -259,6 +259,15 @@ def _step(project: Project, path: Route, index: int, alembic_step: RevisionStep,
     )
 
 
+def _sum_estimates(journal: Journal | None, target: str, names: list[str]
+                   ) -> float | None:
+    """The sum of past durations of these steps, when every one has run before."""
+    if journal is None:
+        return None
+    known = [journal.estimate(target, name) for name in names]
+    return None if any(k is None for k in known) else float(sum(known))
+
+
 def _heads(heads: list[str]) -> str:
     return ", ".join(heads) or "base"
 
@@ -291,13 +300,21 @@ def trial_plan(target: Target, spec: str, *, journal: Journal | None = None,
     project = project or load_project(target)
     path = route(project, spec, "downgrade")
     name = "trial downgrade"
+    rendered = render_sql(project, path.steps, path.heads)
+    sql = "\n".join(
+        f"-- {s.short_log}\n{text or f'-- not previewable: {reason}'}"
+        for s, (text, reason) in zip(path.steps, rendered, strict=True))
     step = Step(
         name=name,
-        description=f"{len(path.steps)} revision(s) to {', '.join(path.end) or 'base'}"
-                    ", in one transaction, rolled back",
+        description=f"{len(path.steps)} revision(s) to {_heads(path.end)}, in one "
+                    "transaction, then rolled back: "
+                    + ", ".join(s.revision.revision for s in path.steps),
+        sql=sql or None,
         run=execution.trial_runner(project, path.steps, path.heads[0], path.heads[-1]),
         transactional=True,
-        estimate=journal.estimate(target.name, name) if journal else None,
+        estimate=_sum_estimates(journal, target.name,
+                                [f"downgrade {s.revision.revision}"
+                                 for s in path.steps]),
         detail={"revisions": [s.revision.revision for s in path.steps]},
     )
     start = sorted(path.heads[0])
@@ -305,7 +322,9 @@ def trial_plan(target: Target, spec: str, *, journal: Journal | None = None,
         kind="migration.trial", target=target.name,
         title=f"trial downgrade of {target.name} to {spec}", steps=[step],
         summary={"from": start, "to": path.end, "spec": spec, "direction":
-                 "downgrade", "trial": True, "revisions": len(path.steps)},
+                 "downgrade", "trial": True, "revisions": len(path.steps),
+                 "moves": f"{_heads(start)} -> {_heads(path.end)} -> back to "
+                          f"{_heads(start)}"},
         postconditions=[_heads_postcondition(project, start)],
         explain_failure=execution.explain(project, execution.Memory()),
     )

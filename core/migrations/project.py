@@ -118,13 +118,17 @@ class Project:
             return
         engine = migration_engine(self.target)
         try:
-            with engine.connect() as conn:
-                yield conn
+            conn = engine.connect()
         except sa.exc.OperationalError as exc:
+            if engine is not self.target.engine():
+                engine.dispose()
             raise DbrError(f"cannot reach {self.target.name!r} "
                            f"({self.target.display_url})",
                            cause=_first_line(exc.orig or exc),
                            hint="check that the database is up and the URL") from None
+        try:
+            with conn:
+                yield conn
         finally:
             if engine is not self.target.engine():
                 engine.dispose()
