@@ -266,3 +266,38 @@ required = true
     assert code == 1
     assert "UNHEALTHY" in text and "big orders" in text
     assert "-33.3 big orders (required): 0 is below its limit (min 1)" in text
+
+
+@pytest.mark.parametrize("scheme", ["postgresql+psycopg", "mysql+pymysql"])
+def test_a_server_that_accepts_but_never_answers_is_inconclusive(scheme: str) -> None:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def hold() -> None:  # accept every connection and say nothing, ever
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(listener.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=hold, daemon=True)
+    thread.start()
+    port = listener.getsockname()[1]
+    target = make_target(f"{scheme}://u@127.0.0.1:{port}/x",
+                         health=_health(timeout=1))
+    monitor = Monitor(None)
+    try:
+        sample = monitor.sample(target, keep=False)
+    finally:
+        monitor.close()
+        stop.set()
+        thread.join()
+        for conn in held:
+            conn.close()
+        listener.close()
+    assert held  # the probe did reach the silent server
+    assert not sample.conclusive and not sample.healthy and sample.score is None

@@ -219,3 +219,22 @@ def test_watch_names_a_missing_target(tmp_path: Path) -> None:
                             check=False)
     assert result.returncode == 2
     assert "no target named 'nope'" in result.stderr
+
+
+def test_dbr_health_watch_streams_json_samples_until_ctrl_c(tmp_path: Path) -> None:
+    config = _config(tmp_path, {"a": _sqlite(tmp_path, "a")})
+    process = subprocess.Popen([str(DBR), "--config", str(config), "health", "a",
+                                "--watch", "--json"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        first = json.loads(process.stdout.readline())
+        second = json.loads(process.stdout.readline())
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert first["target"] == "a" and first["healthy"] is True
+    assert second["at"] > first["at"]
+    assert process.returncode == 0, err
