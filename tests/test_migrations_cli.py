@@ -101,3 +101,33 @@ def test_roundtrip_from_the_command_line(workspace: Path, tmp_path: Path,
     result = json.loads(capsys.readouterr().out)
     assert code == 0 and result["ok"] and result["counts"] == {"ok": 3}
     assert result["scratch_dropped"] and not scratch.exists()
+
+
+def test_the_demo_workspace(tmp_path: Path,
+                            capsys: pytest.CaptureFixture[str]) -> None:
+    from core.demo import init_demo
+
+    config = init_demo(tmp_path / "demo")
+    assert run(config, "migrations", "history") == 0  # its one target, shop
+    assert "shop: database at 70fa42 (at head)" in capsys.readouterr().out
+
+    assert run(config, "migrations", "plan", "--to", "30b2d9", "--json") == 0
+    plan = json.loads(capsys.readouterr().out)
+    dropped = {(r["kind"], r["table"], r["column"]): r["rows"] for r in plan["risks"]}
+    assert dropped[("drop_table", "reviews", None)] > 0
+    assert dropped[("drop_column", "customers", "loyalty_points")] > 0
+    assert plan["safety_backup"] is not None
+
+    assert run(config, "migrations", "downgrade", "--to", "30b2d9", "--yes") == 0
+    capsys.readouterr()
+    assert run(config, "migrations", "current", "--json") == 0
+    assert json.loads(capsys.readouterr().out)["heads"] == ["30b2d9"]
+    assert run(config, "migrations", "upgrade", "--yes") == 0
+    capsys.readouterr()
+
+    scratch = tmp_path / "scratch.db"
+    assert run(config, "migrations", "test", "--scratch", f"sqlite:///{scratch}",
+               "--json") == 1  # 60e91c's downgrade is empty on purpose
+    result = json.loads(capsys.readouterr().out)
+    assert result["counts"] == {"ok": 7, "noop": 1}
+    assert not scratch.exists()

@@ -152,3 +152,25 @@ def test_passwords_with_percent_reach_an_env_py_with_its_own_engine(
     assert plan.steps[0].sql and "DROP TABLE t_r2" in plan.steps[0].sql
     assert password not in repr(plan.to_dict())
     assert os.environ["DBR_TEST_PW"] == password
+
+
+def test_histories_of_two_targets_from_several_threads(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    targets = []
+    for name, ids in (("one", ("a1", "a2")), ("two", ("b1", "b2", "b3"))):
+        url = f"sqlite:///{tmp_path / name}.db"
+        ini = write_project(tmp_path / name, table_revs(*ids))
+        alembic_upgrade(url, ini)
+        targets.append(target_for(url, ini, name=name))
+    with ThreadPoolExecutor(4) as pool:
+        found = list(pool.map(lambda t: migrations.history(t).current.heads,
+                              targets * 4))
+    assert found == [["a2"], ["b3"]] * 4
+
+
+def test_an_unreachable_database_is_named(tmp_path: Path) -> None:
+    ini = write_project(tmp_path, table_revs("r1"))
+    url = f"sqlite:///{tmp_path / 'no' / 'such' / 'folder.db'}"
+    with pytest.raises(DbrError, match="cannot reach 't'"):
+        migrations.history(target_for(url, ini))

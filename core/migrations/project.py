@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import logging
 import sys
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,6 +32,10 @@ from core.secrets import redact
 from core.targets import Target, make_engine
 
 log = logging.getLogger(__name__)
+
+# Alembic installs `alembic.context` and `alembic.op` as module-level proxies, so
+# two env.py runs at once in one process (console workers) would share them.
+_ENV_LOCK = threading.RLock()
 
 StepsFn = Callable[[tuple[str, ...], MigrationContext], Iterable[RevisionStep]]
 
@@ -84,7 +89,8 @@ class Project:
                                    "dont_mutate": dont_mutate}
         if as_sql:
             options.update(starting_rev=starting_rev, destination_rev=destination_rev)
-        with _logging_kept(), EnvironmentContext(config, self.script, **options):
+        with _ENV_LOCK, _logging_kept(), EnvironmentContext(config, self.script,
+                                                           **options):
             self.script.run_env()
 
     def version_state(self, connection: Connection | None = None) -> VersionState:
