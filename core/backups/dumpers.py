@@ -11,7 +11,10 @@ from __future__ import annotations
 import os
 import sqlite3
 import subprocess
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -82,11 +85,26 @@ def _dump_postgresql(target: Target, prepared: Any, out: BinaryIO, work: Path,
             # -Z0: pg_dump stays fast and zstd, cheaper and better, compresses.
             args = [tool.path, *call.args, "--format=custom", "--compress=0",
                     f"--snapshot={snapshot}", "--no-password"]
-            written, warnings = _run_dump("pg_dump", args, call.env, out,
-                                          progress, stop)
-        tables = inspect.row_counts(conn, "postgresql")
-        heads = inspect.alembic_heads(conn, "postgresql")
-        requires = inspect.requirements(conn, "postgresql")
+            abort = threading.Event()
+
+            def halted() -> bool:
+                return abort.is_set() or (stop is not None and stop())
+
+            # The dump streams in a thread while this connection, in the very
+            # snapshot pg_dump reads, counts the rows it is dumping.
+            with ThreadPoolExecutor(1, thread_name_prefix="dbr-dump") as pool:
+                dumping = pool.submit(_run_dump, "pg_dump", args, call.env, out,
+                                      progress, halted)
+                try:
+                    tables = inspect.row_counts(conn, "postgresql")
+                    heads = inspect.alembic_heads(conn, "postgresql")
+                    requires = inspect.requirements(conn, "postgresql")
+                except BaseException:
+                    abort.set()
+                    with suppress(Exception):
+                        dumping.result()
+                    raise
+                written, warnings = dumping.result()
     return Dumped(written, server_version, tool.version, tables, heads, requires,
                   warnings=warnings)
 
