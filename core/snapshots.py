@@ -167,6 +167,26 @@ def count_rows(conn: Connection, dialect: str, table: str,
         return None
 
 
+def estimate_rows(conn: Connection, dialect: str, table: str) -> int | None:
+    """The planner statistics' row count, for a table too big to count in time."""
+    try:
+        if dialect == "postgresql":
+            value = conn.execute(sa.text(
+                "select reltuples from pg_class where oid = cast(:t as regclass)"),
+                {"t": table}).scalar()
+        elif dialect == "mysql":
+            value = conn.execute(sa.text(
+                "select table_rows from information_schema.tables "
+                "where table_schema = database() and table_name = :t"),
+                {"t": table}).scalar()
+        else:
+            return None
+    except sa.exc.DBAPIError:
+        conn.rollback()
+        return None
+    return None if value is None or value < 0 else int(value)
+
+
 def table_bytes(conn: Connection, dialect: str, table: str) -> int | None:
     """On-disk size of a table with its indexes, when the server says."""
     try:

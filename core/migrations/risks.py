@@ -7,7 +7,7 @@ from sqlalchemy.engine import Connection
 
 from core.migrations.analysis import Downgrade, Operation
 from core.plans import Risk
-from core.snapshots import count_rows, table_bytes
+from core.snapshots import count_rows, estimate_rows, table_bytes
 from core.targets import Target
 
 
@@ -21,6 +21,7 @@ class Measurer:
         self._cache: dict[tuple[str, str | None], int | None] = {}
         self._bytes: dict[str, int | None] = {}
         self._columns: dict[str, set[str]] = {}
+        self.estimated: set[str] = set()  # tables whose count timed out
 
     def exists(self, table: str, column: str | None = None) -> bool:
         if table not in self.tables:
@@ -35,9 +36,22 @@ class Measurer:
     def rows(self, table: str, column: str | None = None) -> int | None:
         key = (table, column)
         if key not in self._cache:
-            self._cache[key] = (count_rows(self.conn, self.dialect, table, column)
-                                if self.exists(table, column) else None)
+            found = (count_rows(self.conn, self.dialect, table, column)
+                     if self.exists(table, column) else None)
+            if found is None and column is None and self.exists(table):
+                found = estimate_rows(self.conn, self.dialect, table)
+                if found is not None:
+                    self.estimated.add(table)
+            self._cache[key] = found
         return self._cache[key]
+
+    def count_text(self, rows: int | None, table: str, column: str | None = None
+                   ) -> str:
+        if rows is None:
+            return "an uncounted number of"
+        if column is None and table in self.estimated:
+            return f"about {rows:,} (estimated: counting took too long)"
+        return f"{rows:,}"
 
     def size(self, table: str) -> int | None:
         if table not in self._bytes:
@@ -80,7 +94,7 @@ def _operation_risk(step: str, revision: str, op: Operation, measure: Measurer,
             return Risk(op.kind, f"{where} {verb} {table} (not present now)",
                         table=table, step=step)
         return Risk(op.kind, f"{where} {verb} {table}{critical_note}: "
-                    f"{_count(rows)} rows, {_bytes(size)}",
+                    f"{measure.count_text(rows, table)} rows, {_bytes(size)}",
                     severity=_severity(rows, table, critical_tables),
                     table=table, rows=rows, bytes=size, step=step)
     if op.kind == "drop_column" and table and column:
