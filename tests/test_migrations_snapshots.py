@@ -13,8 +13,9 @@ from tests.conftest import make_target
 
 SCHEMA = [
     "create table parent (id integer primary key, name varchar(20) not null)",
-    "create table child (id integer primary key, parent_id integer not null "
-    "references parent (id), note varchar(30), constraint uq_child_note unique (note))",
+    ("create table child (id integer primary key, parent_id integer not null "
+     "references parent (id), note varchar(30), "
+     "constraint uq_child_note unique (note))"),
     "create index ix_child_note on child (note, id)",
     "insert into parent values (1, 'a'), (2, 'b')",
     "insert into child values (1, 1, 'x'), (2, 1, null), (3, 2, 'y')",
