@@ -149,3 +149,18 @@ def test_empty_downgrade_is_flagged_irreversible_but_a_merge_is_not(
         assert conn.execute(sa.text("select version_num from alembic_version")
                             ).scalar_one() == "d"
     engine.dispose()
+
+
+def test_an_upgrade_that_drops_data_is_flagged_too(sqlite_url: str,
+                                                   tmp_path: Path) -> None:
+    ini = write_project(tmp_path, [
+        Rev("r1", None, upgrade=create_table("r1")),
+        Rev("r2", "r1", upgrade='op.drop_column("t_r1", "name")',
+            downgrade='op.add_column("t_r1", sa.Column("name", sa.String(20)))'),
+    ])
+    alembic_upgrade(sqlite_url, ini, "r1")
+    plan = migrations.plan(target_for(sqlite_url, ini), "heads", direction="upgrade")
+    risk = next(r for r in plan.risks if r.kind == "drop_column")
+    assert (risk.table, risk.column, risk.rows, risk.severity) == (
+        "t_r1", "name", 3, "critical")
+    assert plan.destructive and not any(r.kind == "irreversible" for r in plan.risks)

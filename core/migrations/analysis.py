@@ -70,11 +70,11 @@ class Downgrade:
                 "operations": [o.to_dict() for o in self.operations]}
 
 
-def analyse_source(source: str) -> Downgrade:
-    """Read the module-level downgrade() of a revision file's source."""
-    snippet = _function_source(source, "downgrade")
+def analyse_source(source: str, function: str = "downgrade") -> Downgrade:
+    """Read the module-level downgrade() (or upgrade()) of a revision's source."""
+    snippet = _function_source(source, function)
     if snippet is None:
-        return Downgrade(found=False, problem="no downgrade() function")
+        return Downgrade(found=False, problem=f"no {function}() function")
     text, first_line = snippet
     try:
         tree = ast.parse(text)
@@ -85,11 +85,11 @@ def analyse_source(source: str) -> Downgrade:
         except SyntaxError as exc:
             return Downgrade(found=False, problem=f"syntax error: {exc.msg}")
         first_line = 1
-    function = next((n for n in tree.body if isinstance(n, ast.FunctionDef)
-                     and n.name == "downgrade"), None)
-    if function is None:
-        return Downgrade(found=False, problem="no downgrade() function")
-    return _analyse(function, first_line - 1)
+    found = next((n for n in tree.body if isinstance(n, ast.FunctionDef)
+                  and n.name == function), None)
+    if found is None:
+        return Downgrade(found=False, problem=f"no {function}() function")
+    return _analyse(found, first_line - 1)
 
 
 def _function_source(source: str, name: str) -> tuple[str, int] | None:

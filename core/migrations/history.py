@@ -196,14 +196,14 @@ def _revision(rev: Script, applied: set[str], children: int) -> Revision:
     )
 
 
-def _analysis(path: str | None) -> Downgrade:
+def _analysis(path: str | None, function: str = "downgrade") -> Downgrade:
     if not path:
         return Downgrade(found=False, problem="no source file")
     try:
         source = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         return Downgrade(found=False, problem=f"cannot read {path}: {exc}")
-    return analyse_source(source)
+    return analyse_source(source, function)
 
 
 def _date(rev: Script) -> str | None:

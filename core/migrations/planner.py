@@ -205,17 +205,17 @@ def plan(target: Target, spec: str, *, direction: str = "downgrade",
         for index, alembic_step in enumerate(path.steps):
             step = _step(project, path, index, alembic_step, sql[index],
                          transactional, journal, memory)
-            if direction == "downgrade":
-                script = alembic_step.revision
-                found = step_risks(step.name, script.revision,
-                                   _analysis(script.path),
-                                   is_merge=len(script._versioned_down_revisions) > 1,
-                                   measure=measure,
-                                   critical_tables=target.config.critical_tables)
-                step.destructive = any(r.severity == "critical" or r.kind in (
-                    "drop_table", "drop_column", "delete_rows", "raw_sql")
-                    for r in found)
-                risks.extend(found)
+            script = alembic_step.revision
+            found = step_risks(step.name, script.revision,
+                               _analysis(script.path, direction),
+                               is_merge=len(script._versioned_down_revisions) > 1,
+                               measure=measure,
+                               critical_tables=target.config.critical_tables,
+                               direction=direction)
+            step.destructive = any(r.severity == "critical" or r.kind in (
+                "drop_table", "drop_column", "delete_rows", "raw_sql")
+                for r in found)
+            risks.extend(found)
             steps.append(step)
         conn.rollback()
     if steps and not transactional:

@@ -61,18 +61,18 @@ class Measurer:
 
 
 def step_risks(step: str, revision: str, analysis: Downgrade, *, is_merge: bool,
-               measure: Measurer, critical_tables: tuple[str, ...]) -> list[Risk]:
-    """What downgrading this revision puts at risk, most severe first."""
+               measure: Measurer, critical_tables: tuple[str, ...],
+               direction: str = "downgrade") -> list[Risk]:
+    """What running this revision's downgrade (or upgrade) puts at risk."""
     risks: list[Risk] = []
     if not analysis.found:
-        risks.append(Risk("unreadable", f"{revision}: cannot read its downgrade() "
+        risks.append(Risk("unreadable", f"{revision}: cannot read its {direction}() "
                           f"({analysis.problem}); dbr cannot say what it does",
                           step=step))
     if analysis.raises:
-        risks.append(Risk("raises", f"{revision}: downgrade() raises; the plan will "
-                          "stop at this step (irreversible by design)",
-                          severity="critical", step=step))
-    if analysis.empty and not is_merge:
+        risks.append(Risk("raises", f"{revision}: {direction}() raises; the plan "
+                          "will stop at this step", severity="critical", step=step))
+    if analysis.empty and not is_merge and direction == "downgrade":
         risks.append(Risk("irreversible", f"{revision}: downgrade() does nothing; "
                           "what its upgrade changed stays as it is", step=step))
     for operation in analysis.operations:
