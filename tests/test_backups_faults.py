@@ -435,3 +435,33 @@ def test_the_mariadb_password_never_reaches_ps(
         with admin.begin() as conn:
             conn.execute(sa.text(f"drop user '{user}'@'%'"))
         admin.dispose()
+
+
+def test_an_sqlite_backup_that_writers_keep_restarting_gives_up(
+        tmp_path: Path) -> None:
+    import sqlite3
+
+    from core.backups.dumpers import online_copy
+
+    source = tmp_path / "busy.db"
+    with sqlite3.connect(source) as db:
+        db.execute("pragma journal_mode=wal")
+        db.execute("create table t (x text)")
+        db.executemany("insert into t values (?)", [("x" * 500,)] * 20000)
+    done = threading.Event()
+
+    def write() -> None:
+        writer = sqlite3.connect(source)
+        while not done.is_set():
+            writer.execute("insert into t values ('y')")
+            writer.commit()
+        writer.close()
+
+    thread = threading.Thread(target=write)
+    thread.start()
+    try:
+        with pytest.raises(DbrError, match="stalled"):
+            online_copy(source, tmp_path / "copy.db", pages=1, stall_timeout=1.0)
+    finally:
+        done.set()
+        thread.join()
