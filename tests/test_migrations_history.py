@@ -97,14 +97,18 @@ def test_version_table_problems_are_named(sqlite_url: str, tmp_path: Path) -> No
         migrations.plan(target, "-1")
 
 
-def test_env_py_logging_setup_does_not_replace_dbrs(sqlite_url: str,
-                                                    tmp_path: Path) -> None:
+def test_env_py_logging_setup_does_not_replace_dbrs(
+        sqlite_url: str, tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     ini = write_project(tmp_path, table_revs("r1"))
+    alembic_upgrade(sqlite_url, ini)
+    capfd.readouterr()
     root = logging.getLogger()
     handlers = list(root.handlers)
     level = root.level
-    migrations.history(target_for(sqlite_url, ini))
-    assert root.handlers == handlers and root.level == level
+    plan = migrations.plan(target_for(sqlite_url, ini), "base")
+    assert plan.steps and root.handlers == handlers and root.level == level
+    # The project's alembic.ini logs INFO to stderr; under dbr it must stay quiet.
+    assert "Context impl" not in capfd.readouterr().err
 
 
 def test_missing_project_is_a_config_error(sqlite_url: str, tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import logging
+import logging.config
 import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -205,7 +206,15 @@ def _config(location: Path, output: io.StringIO | None = None) -> Config:
 
 @contextmanager
 def _logging_kept() -> Iterator[None]:
-    """env.py often calls fileConfig(); dbr's own logging must survive it."""
+    """dbr's logging stays dbr's while env.py runs.
+
+    Most env.py files call fileConfig(alembic.ini), which would add handlers
+    writing to stderr: noise for `dbr`, a corrupted screen for dbr-console. Only
+    the alembic command line should get those, so the call is skipped (runs are
+    serialised by _ENV_LOCK), and any other change is undone afterwards.
+    """
+    original = logging.config.fileConfig
+    logging.config.fileConfig = _skip_file_config
     root = logging.getLogger()
     saved_root = (root.level, list(root.handlers))
     manager = logging.Logger.manager
@@ -217,6 +226,7 @@ def _logging_kept() -> Iterator[None]:
     try:
         yield
     finally:
+        logging.config.fileConfig = original
         root.setLevel(saved_root[0])
         root.handlers[:] = saved_root[1]
         for name, logger in manager.loggerDict.items():
@@ -231,6 +241,10 @@ def _logging_kept() -> Iterator[None]:
             else:
                 logger.handlers[:] = []
                 logger.propagate = True
+
+
+def _skip_file_config(fname: Any, *args: Any, **kwargs: Any) -> None:
+    log.debug("env.py asked for the logging set-up of %s; dbr keeps its own", fname)
 
 
 def _first_line(exc: BaseException) -> str:
