@@ -9,7 +9,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.events import Key
 from textual.screen import ModalScreen
-from textual.widgets import Input, Label, Static
+from textual.widgets import Input, Static
 
 
 class ConfirmScreen(ModalScreen[bool]):
@@ -33,13 +33,13 @@ class ConfirmScreen(ModalScreen[bool]):
             if self.consequences:
                 yield Static(self.consequences)
             if self.destructive:
-                yield Label(f"This plan DESTROYS DATA on {self.target}. Type the "
+                yield Static(f"This plan DESTROYS DATA on {self.target}. Type the "
                             f"target's name ({self.target}) and press enter to go "
                             "ahead; escape cancels.")
                 yield Input(placeholder=self.target, id="confirm-name")
                 yield Static("", id="confirm-problem")
             else:
-                yield Label("Press y to go ahead, n or escape to cancel.")
+                yield Static("Press y to go ahead, n or escape to cancel.")
 
     def on_mount(self) -> None:
         if self.destructive:
