@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -161,7 +162,17 @@ def alembic_upgrade(url: str, ini: Path, revision: str = "heads") -> None:
     """Bring the database to revision with Alembic itself, as a deploy would."""
     config = Config(str(ini))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-    command.upgrade(config, revision)
+    # env.py's fileConfig() would leave stderr handlers behind for later tests.
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    try:
+        command.upgrade(config, revision)
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+        for name in ("alembic", "sqlalchemy"):
+            logging.getLogger(name).handlers.clear()
+            logging.getLogger(name).setLevel(logging.NOTSET)
 
 
 def table_revs(*ids: str) -> list[Rev]:
