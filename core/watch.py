@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from core import events as ev
 from core import metrics, rollback
 from core.events import Severity
-from core.health.monitor import Monitor, Sample
+from core.health.monitor import Monitor, Sample, deadline
 from core.state import utcnow
 
 if TYPE_CHECKING:
@@ -49,6 +49,10 @@ class _Watched:
     recent: deque = field(default_factory=deque)
     fired: dict[str, datetime] = field(default_factory=dict)
     acting: threading.Thread | None = None
+    started: float = 0.0  # when the running sample began (monotonic)
+    deadline: float = 60.0  # seconds after which a running sample is overdue
+    overdue_next: float = 0.0  # when to report the overdue target again
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 class Watcher:
@@ -69,7 +73,7 @@ class Watcher:
             needed = max([t.consecutive for t in target.config.triggers] or [1])
             self.watched[name] = _Watched(
                 target, interval or target.config.health.interval,
-                recent=deque(maxlen=needed),
+                recent=deque(maxlen=needed), deadline=deadline(target),
                 fired=rollback.last_fired(ws, name) if target.config.triggers else {})
         self.on_sample = on_sample
         self.stop_event = threading.Event()
@@ -94,13 +98,16 @@ class Watcher:
             while not self.stop_event.is_set():
                 now = time.monotonic()
                 for item in self.watched.values():
-                    if item.next_at <= now and (item.running is None
-                                                or item.running.done()):
+                    busy = item.running is not None and not item.running.done()
+                    if busy:
+                        self._watchdog(item, now)
+                    elif item.next_at <= now:
                         # Keep to the schedule; after a long sample, start afresh.
                         item.next_at += item.interval
                         if item.next_at <= now:
                             item.next_at = now + item.interval
-                        item.running = self.pool.submit(self._sample, item)
+                        item.started = now
+                        item.running = self.pool.submit(self._sample, item, False)
                 wake = min(i.next_at for i in self.watched.values())
                 self.stop_event.wait(max(0.05, wake - time.monotonic()))
         finally:
@@ -108,7 +115,7 @@ class Watcher:
 
     def run_once(self) -> list[Sample]:
         """One round: sample every target concurrently, alert, evaluate triggers."""
-        futures = [self.pool.submit(self._sample, item)
+        futures = [self.pool.submit(self._sample, item, True)
                    for item in self.watched.values()]
         for future in futures:
             future.result()
@@ -139,19 +146,37 @@ class Watcher:
 
     # -- one target -------------------------------------------------------------
 
-    def _sample(self, item: _Watched) -> None:
+    def _sample(self, item: _Watched, guarded: bool) -> None:
         try:
-            sample = self.monitor.sample(item.target)
+            self._observe(item, self.monitor.sample(item.target, guarded=guarded))
+        except Exception:  # one target's trouble must never end the watch
+            log.exception("watching %s failed; it is tried again next interval",
+                          item.target.name)
+
+    def _watchdog(self, item: _Watched, now: float) -> None:
+        """A probe stuck past its deadline: report the target inconclusive.
+
+        The stuck call keeps its one worker thread until the driver gives up; no
+        new probe of that target starts meanwhile, so nothing piles up.
+        """
+        if now - item.started < item.deadline or now < item.overdue_next:
+            return
+        item.overdue_next = now + item.interval
+        try:
+            self._observe(item, self.monitor.unanswered(item.target, now -
+                                                        item.started))
+        except Exception:
+            log.exception("reporting %s as unanswered failed", item.target.name)
+
+    def _observe(self, item: _Watched, sample: Sample) -> None:
+        with item.lock:
             with self._lock:
                 self.samples_taken += 1
             item.latest = sample
             self._alert(item, sample)
             self._triggers(item, sample)
-            if self.on_sample is not None:
-                self.on_sample(sample)
-        except Exception:  # one target's trouble must never end the watch
-            log.exception("watching %s failed; it is tried again next interval",
-                          item.target.name)
+        if self.on_sample is not None:
+            self.on_sample(sample)
 
     def _alert(self, item: _Watched, sample: Sample) -> None:
         """Alerts on changes only; the router groups repeats in the quiet period."""

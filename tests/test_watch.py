@@ -85,6 +85,27 @@ class ThrowawayPostgres:
         _wait_for(lambda: not (self.data / "postmaster.pid").exists(),
                   "the throwaway server to stop")
 
+    def processes(self) -> list[int]:
+        """The postmaster and its children: every process of this instance."""
+        postmaster = self.pid()
+        pids = [postmaster]
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == postmaster:
+                pids.append(int(stat.parent.name))
+        return pids
+
+    def freeze(self, frozen: bool) -> None:
+        """Stop (SIGSTOP) or resume our own instance: a server that hangs."""
+        for pid in self.processes():
+            try:
+                os.kill(pid, signal.SIGSTOP if frozen else signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+
     def remove(self) -> None:
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -238,3 +259,35 @@ def test_dbr_health_watch_streams_json_samples_until_ctrl_c(tmp_path: Path) -> N
     assert first["target"] == "a" and first["healthy"] is True
     assert second["at"] > first["at"]
     assert process.returncode == 0, err
+
+
+def test_a_hung_server_is_reported_inconclusive_without_piling_up_threads(
+        tmp_path: Path, throwaway_pg: ThrowawayPostgres) -> None:
+    # A tight timeout makes the deadline short: a hung probe is overdue quickly.
+    path = _config(tmp_path, {"pg": throwaway_pg.url})
+    path.write_text(path.read_text().replace("timeout = 2", "timeout = 0.2"))
+    ws = Workspace.open(path)
+    seen: list[object] = []
+    watcher = Watcher(ws, on_sample=seen.append)
+    stop = threading.Event()
+    thread = threading.Thread(target=watcher.run, args=(stop,))
+    thread.start()
+    try:
+        _wait_for(lambda: seen and seen[-1].healthy, "a healthy sample")
+        throwaway_pg.freeze(True)
+        try:
+            _wait_for(lambda: len([s for s in seen if not s.conclusive]) >= 3,
+                      "three inconclusive samples from the hung server")
+            threads = threading.active_count()
+        finally:
+            throwaway_pg.freeze(False)
+        _wait_for(lambda: seen[-1].healthy, "a healthy sample after the thaw")
+    finally:
+        stop.set()
+        thread.join(60)
+    hung = [s for s in seen if not s.conclusive]
+    assert "no answer within" in hung[0].checks[0].error
+    assert threads <= 4  # the stuck probe holds one worker; no new ones per sample
+    kinds = [e["kind"] for e in reversed(ws.journal.events("pg"))]
+    assert kinds.index(ev.HEALTH_INCONCLUSIVE) < kinds.index(ev.HEALTH_RECOVERED)
+    ws.close()

@@ -76,10 +76,29 @@ class Monitor:
                 self._probers[target.name] = Prober(target)
             return self._probers[target.name]
 
-    def sample(self, target: Target, *, keep: bool = True) -> Sample:
-        """Measure once; a probe that outlives its deadline gives an inconclusive sample."""
+    def sample(self, target: Target, *, keep: bool = True,
+               guarded: bool = True) -> Sample:
+        """Measure once.
+
+        guarded: run the probe in a thread of its own and give up on it after the
+        deadline (an inconclusive sample). A caller with its own watchdog, such as
+        `dbr watch`, passes False and uses unanswered() for a probe that hangs.
+        """
         prober = self.prober(target)
-        results = _within_deadline(prober, deadline(target))
+        results = (_within_deadline(prober, deadline(target)) if guarded
+                   else prober.run())
+        return self._finish(target, results, keep)
+
+    def unanswered(self, target: Target, seconds: float, *,
+                   keep: bool = True) -> Sample:
+        """The inconclusive sample of a probe still waiting after seconds."""
+        error = f"no answer within {math.ceil(seconds)} s"
+        results = [CheckResult(name=name, status=UNREACHABLE, error=error,
+                               detail=error) for name in self.prober(target).names()]
+        return self._finish(target, results, keep)
+
+    def _finish(self, target: Target, results: list[CheckResult],
+                keep: bool) -> Sample:
         scored = compute(results, target.config.health.threshold)
         sample = Sample(target=target.name, at=utcnow(), score=scored.score,
                         threshold=scored.threshold, healthy=scored.healthy,
