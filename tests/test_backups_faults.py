@@ -447,21 +447,19 @@ def test_an_sqlite_backup_that_writers_keep_restarting_gives_up(
     with sqlite3.connect(source) as db:
         db.execute("pragma journal_mode=wal")
         db.execute("create table t (x text)")
-        db.executemany("insert into t values (?)", [("x" * 500,)] * 20000)
-    done = threading.Event()
-
-    def write() -> None:
-        writer = sqlite3.connect(source)
-        while not done.is_set():
-            writer.execute("insert into t values ('y')")
-            writer.commit()
-        writer.close()
-
-    thread = threading.Thread(target=write)
-    thread.start()
+        db.executemany("insert into t values (?)", [("x" * 500,)] * 40000)
+    # Another process commits all the time, as a busy application would.
+    writer = subprocess.Popen([sys.executable, "-c", (
+        "import sqlite3, sys\n"
+        f"db = sqlite3.connect({str(source)!r}, timeout=30)\n"
+        "while True:\n"
+        "    db.execute(\"insert into t values ('y')\"); db.commit()\n")])
     try:
+        with sqlite3.connect(source) as db:
+            while db.execute("select count(*) from t").fetchone()[0] <= 40000:
+                threading.Event().wait(0.05)
         with pytest.raises(DbrError, match="stalled"):
             online_copy(source, tmp_path / "copy.db", pages=1, stall_timeout=1.0)
     finally:
-        done.set()
-        thread.join()
+        writer.kill()
+        writer.wait()
