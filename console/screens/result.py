@@ -73,3 +73,4 @@ class ResultScreen(Screen):
 
         self.query_one("#result-health", Static).update(
             describe_sample(message.sample, note=["health re-measured after the run"]))
+        self.query_one("#result-health", Static).styles.margin = (0, 0, 1, 0)

@@ -20,8 +20,7 @@ COLUMNS = [
     Column("label", "label", max_width=18),
     Column("verified", "verified", max_width=12),
     Column("pinned", "pin", width=6),
-    Column("verdict", "retention", max_width=44),
-    Column("id", "id", max_width=12),
+    Column("verdict", "retention", max_width=60),
 ]
 SORTABLE = ("age", "size", "label", "verified", "verdict")
 
@@ -82,10 +81,10 @@ class BackupsPane(Pane):
         return Row(backup.id, (
             tag, ago(backup.created_at), size(backup.size),
             (backup.label or "-") + status, verified,
-            ("PINNED", "good") if backup.pinned else "-", verdict_cell, backup.id),
+            ("PINNED", "good") if backup.pinned else "-", verdict_cell),
             (backup.id in self.tagged, -backup.created_at.timestamp(),
              backup.size or 0, backup.label or "", verified[0],
-             backup.pinned, verdict_cell[0], backup.id))
+             backup.pinned, verdict_cell[0]))
 
     def show_selected(self) -> None:
         backup = self.selected
