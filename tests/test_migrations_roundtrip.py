@@ -13,6 +13,7 @@ from core.targets import make_engine
 from tests.conftest import MYSQL_ADMIN, PG_ADMIN, unique_name
 from tests.migrations_helpers import (
     Rev,
+    alembic_upgrade,
     create_table,
     table_revs,
     target_for,
@@ -115,3 +116,42 @@ def test_an_existing_scratch_database_is_refused_and_kept(
     assert existing.exists()
     with pytest.raises(Refused, match="not the target's"):
         migrations.roundtrip(target_for(sqlite_url, ini), sqlite_url)
+
+
+def test_copy_schema_walks_down_from_the_targets_own_schema(
+        any_url: str, tmp_path: Path) -> None:
+    engine = sa.create_engine(any_url)
+    with engine.begin() as conn:  # a table that predates Alembic in this project
+        conn.exec_driver_sql("create table legacy (id integer primary key, "
+                             "name varchar(20))")
+        conn.exec_driver_sql("insert into legacy values (1, 'kept out')")
+    engine.dispose()
+    ini = write_project(tmp_path / "p", [
+        Rev("a1", None, upgrade='op.add_column("legacy", sa.Column("tier", '
+            'sa.String(10)))', downgrade='op.drop_column("legacy", "tier")'),
+        Rev("b2", "a1", upgrade=create_table("b2"), downgrade='op.drop_table("t_b2")'),
+        Rev("c3", "b2", upgrade=create_table("c3"), downgrade='op.drop_table("t_c3")'),
+    ])
+    alembic_upgrade(any_url, ini, "b2")
+    target = target_for(any_url, ini)
+    if any_url.startswith("sqlite"):
+        url, name = f"sqlite:///{tmp_path / 'scratch.db'}", None
+    else:
+        admin = PG_ADMIN if any_url.startswith("postgresql") else MYSQL_ADMIN
+        url, name = scratch_url(admin)
+
+    plain = migrations.roundtrip(target, url)
+    assert plain.revisions[0].status == "failed"
+    assert "--copy-schema" in plain.revisions[0].detail
+
+    copied = migrations.roundtrip(target, url, copy_schema=True)
+    assert [(r.revision, r.status) for r in copied.revisions] == [
+        ("a1", "ok"), ("b2", "ok"), ("c3", "not reached")]
+    assert copied.revisions[2].detail == "not applied on the target, so not tested"
+    assert copied.ok and copied.dropped and copied.copied_schema
+    if name is not None:
+        assert not database_exists(admin, name)
+    engine = sa.create_engine(any_url)
+    with engine.connect() as conn:  # the target itself was only read
+        assert conn.execute(sa.text("select count(*) from legacy")).scalar() == 1
+    engine.dispose()

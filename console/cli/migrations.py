@@ -79,6 +79,10 @@ def register(commands: Any) -> None:
     test.add_argument("target", nargs="?", help=TARGET_HELP)
     test.add_argument("--scratch", required=True, metavar="URL",
                       help="a database dbr may create and drop (it must not exist)")
+    test.add_argument("--copy-schema", action="store_true",
+                      help="start from a copy of the target's schema (no rows) at "
+                      "its heads and walk down: for projects whose first revision "
+                      "expects existing tables")
 
 
 def _target(ws: Workspace, args: argparse.Namespace) -> Target:
@@ -208,7 +212,8 @@ def cmd_test(args: argparse.Namespace) -> int:
         if not args.json:
             print(f"[{done}/{total}] {message}", file=sys.stderr, flush=True)
 
-    result = migrations.roundtrip(target, args.scratch, progress=progress)
+    result = migrations.roundtrip(target, args.scratch, progress=progress,
+                                  copy_schema=args.copy_schema)
     if args.json:
         emit_json(result.to_dict())
         return EXIT_OK if result.ok else EXIT_FAILED

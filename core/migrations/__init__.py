@@ -28,9 +28,14 @@ Public API (every result is a dataclass with to_dict(); nothing here prints):
     route(project, spec, direction) -> Route
         Only the steps and the heads before/after each (no database reads but the
         version table); used by plan and by the round-trip test.
-    roundtrip(target, scratch_url, progress=None) -> RoundTrip
+    roundtrip(target, scratch_url, progress=None, copy_schema=False) -> RoundTrip
         Upgrade, snapshot, downgrade, compare, upgrade again for every revision,
-        in a scratch database dbr creates and always drops.
+        in a scratch database dbr creates (an existing one is refused) and always
+        drops. Statuses: ok, leftover (a PostgreSQL enum type, say), noop (the
+        downgrade does nothing), failed, not reached. copy_schema starts from the
+        target's schema without rows at its heads and walks down, for projects
+        whose first revision expects tables made before Alembic.
+        progress(done, total, message) is called before each revision.
 
 Schema snapshots live in core.snapshots (take, record, diff, load, snapshots).
 """

@@ -8,21 +8,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
-import sqlalchemy as sa
 from alembic.runtime.migration import MigrationStep, RevisionStep
 from alembic.script import Script
 
 from core import snapshots
-from core.errors import ConfigError, DbrError, Refused
-from core.migrations.history import _analysis
+from core.errors import DbrError
+from core.migrations.history import _analysis, applied_revisions
 from core.migrations.project import Project, load_project
+from core.migrations.scratch import copy_schema as copy_schema_into
+from core.migrations.scratch import scratch_database, scratch_target
 from core.secrets import redact
-from core.targets import Target, make_engine
+from core.targets import Target
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +50,13 @@ class RoundTrip:
     scratch: str
     revisions: list[RevisionResult]
     dropped: bool = False
+    copied_schema: bool = False
 
     @property
     def ok(self) -> bool:
-        return all(r.status == OK for r in self.revisions)
+        tested = [r for r in self.revisions if not (
+            self.copied_schema and r.status == NOT_REACHED and r.detail)]
+        return bool(tested) and all(r.status == OK for r in tested)
 
     def counts(self) -> dict[str, int]:
         result: dict[str, int] = {}
@@ -70,22 +72,40 @@ class RoundTrip:
 
     def to_dict(self) -> dict[str, Any]:
         return {"target": self.target, "scratch": self.scratch, "ok": self.ok,
+                "copied_schema": self.copied_schema,
                 "counts": self.counts(), "scratch_dropped": self.dropped,
                 "revisions": [r.to_dict() for r in self.revisions]}
 
 
-def roundtrip(target: Target, scratch_url: str,
-              progress: Progress | None = None) -> RoundTrip:
-    """Round-trip every revision of target's project in a fresh scratch database."""
+def roundtrip(target: Target, scratch_url: str, progress: Progress | None = None,
+              *, copy_schema: bool = False) -> RoundTrip:
+    """Round-trip every revision of target's project in a fresh scratch database.
+
+    By default the walk goes up from an empty database. With copy_schema the
+    scratch starts as a copy of the target's schema (no rows) at the target's
+    heads, and the walk goes down from there: for projects whose first revision
+    expects tables that existed before Alembic did.
+    """
     project = load_project(target)
-    scratch = _scratch_target(target, scratch_url)
+    scratch = scratch_target(target, scratch_url)
     order = topological(project)
     results = [RevisionResult(s.revision, (s.doc or "").strip()) for s in order]
     report = RoundTrip(target=target.name, scratch=scratch.display_url,
-                       revisions=results)
-    with _scratch_database(scratch) as dropped:
+                       revisions=results, copied_schema=copy_schema)
+    state = project.version_state() if copy_schema else None
+    with scratch_database(scratch) as dropped:
         work = Project(scratch, project.location)
-        _walk(work, scratch, order, results, progress or (lambda *_: None))
+        if state is not None:
+            copy_schema_into(target, scratch, state.table, state.heads)
+            applied = applied_revisions(project.script, state.heads)
+            for result in results:
+                if result.revision not in applied:
+                    result.detail = "not applied on the target, so not tested"
+            downward = [(s, r) for s, r in zip(order, results, strict=True)
+                        if s.revision in applied][::-1]
+            _walk_down(work, scratch, downward, progress or (lambda *_: None))
+        else:
+            _walk(work, scratch, order, results, progress or (lambda *_: None))
         scratch.dispose()
     report.dropped = dropped[0]
     return report
@@ -135,9 +155,54 @@ def _walk(work: Project, scratch: Target, order: list[Script],
             result.detail = f"{phase} failed: {_describe(exc)}" + (
                 f" (left behind: {'; '.join(result.leftovers)})"
                 if result.leftovers else "")
+            if phase == "upgrade" and number == 0:
+                result.detail += (" (if the project starts from tables made before "
+                                  "Alembic, use copy_schema / --copy-schema)")
             log.info("round trip stopped at %s: %s", script.revision, result.detail)
             return
     progress(len(order), len(order), "done")
+
+
+def _walk_down(work: Project, scratch: Target,
+               downward: list[tuple[Script, RevisionResult]],
+               progress: Progress) -> None:
+    """From the copied heads: downgrade, upgrade again (same schema?), downgrade."""
+    for number, (script, result) in enumerate(downward):
+        progress(number, len(downward), f"{script.revision}: {result.message}")
+        up = MigrationStep.upgrade_from_script(work.script.revision_map, script)
+        down = MigrationStep.downgrade_from_script(work.script.revision_map, script)
+        phase = "downgrade"
+        try:
+            before = snapshots.take(scratch, counts=False)
+            version_table = _run(work, down)
+            after_down = snapshots.take(scratch, counts=False)
+            phase = "upgrade after the downgrade"
+            _run(work, up)
+            again = snapshots.take(scratch, counts=False)
+            phase = "second downgrade"
+            _run(work, down)
+        except Exception as exc:  # any failure of a script is the finding
+            result.status = FAILED
+            result.detail = f"{phase} failed: {_describe(exc)}"
+            log.info("round trip stopped at %s: %s", script.revision, result.detail)
+            return
+        ignore = (version_table,)
+        differs = snapshots.diff(before, again, rows=False, ignore=ignore)
+        analysis = _analysis(script.path)
+        is_merge = len(script._versioned_down_revisions) > 1
+        if differs.schema_changed:
+            result.status = LEFTOVER
+            result.leftovers = differs.lines()
+            result.detail = ("downgrade then upgrade does not give the schema back: "
+                             + "; ".join(result.leftovers))
+        elif analysis.empty and not is_merge:
+            result.status, result.detail = NOOP, "downgrade() is empty"
+        else:
+            changed = snapshots.diff(before, after_down, rows=False, ignore=ignore)
+            result.status = OK
+            result.detail = ("schema restored" if changed.schema_changed
+                             else "no schema change")
+    progress(len(downward), len(downward), "done")
 
 
 def _judge(script: Script, result: RevisionResult, before: snapshots.Snapshot,
@@ -185,97 +250,3 @@ def _describe(exc: BaseException) -> str:
     text = str(exc).strip()
     return redact(f"{type(exc).__name__}: {text.splitlines()[0]}" if text
                   else type(exc).__name__)
-
-
-def _scratch_target(target: Target, url: str) -> Target:
-    scratch = Target.from_url(url, name=f"{target.name}-scratch")
-    if scratch.dialect != target.dialect:
-        raise ConfigError(f"the scratch database is {scratch.dialect}, the target "
-                          f"{target.dialect}",
-                          hint="a round trip proves something only on the target's "
-                          "own kind of database")
-    same = (scratch.url.host, scratch.url.port, scratch.database) == (
-        target.url.host, target.url.port, target.database)
-    if same or not scratch.database:
-        raise Refused("the scratch URL must name a new database, not the target's",
-                      cause=f"it names {scratch.display_url}",
-                      hint="give a database name dbr may create and drop")
-    config = replace(scratch.config, alembic=target.config.alembic)
-    return Target(config)
-
-
-@contextmanager
-def _scratch_database(scratch: Target) -> Iterator[list[bool]]:
-    """Create the scratch database, refusing one that exists; always drop it."""
-    dropped = [False]
-    _create(scratch)
-    try:
-        yield dropped
-    finally:
-        scratch.dispose()
-        try:
-            _drop(scratch)
-            dropped[0] = True
-        except Exception as exc:  # reported in the result, never hides the cause
-            log.error("could not drop the scratch database %s: %s",
-                      scratch.display_url, _describe(exc))
-
-
-def _admin(scratch: Target) -> sa.Engine:
-    url = scratch.url
-    server = "postgres" if scratch.dialect == "postgresql" else None
-    # URL.set() ignores None, so the server-level URL is built afresh.
-    admin = sa.engine.URL.create(url.drivername, url.username, url.password,
-                                 url.host, url.port, server, url.query)
-    engine = make_engine(admin, scratch.dialect)
-    return engine.execution_options(isolation_level="AUTOCOMMIT")
-
-
-def _create(scratch: Target) -> None:
-    name = scratch.database
-    if scratch.dialect == "sqlite":
-        path = Path(name)
-        if path.exists():
-            raise Refused(f"the scratch database {path} already exists",
-                          hint="dbr drops only databases it creates: give a new path")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        sa.create_engine(scratch.url).dispose()
-        return
-    engine = _admin(scratch)
-    quoted = engine.dialect.identifier_preparer.quote(name)
-    try:
-        with engine.connect() as conn:
-            if scratch.dialect == "postgresql":
-                exists = conn.execute(sa.text(
-                    "select 1 from pg_database where datname = :n"), {"n": name})
-            else:
-                exists = conn.execute(sa.text(
-                    "select 1 from information_schema.schemata where schema_name = :n"),
-                    {"n": name})
-            if exists.first() is not None:
-                raise Refused(f"the scratch database {name!r} already exists",
-                              hint="dbr drops only databases it creates: give a new "
-                              "name")
-            conn.exec_driver_sql(f"create database {quoted}")
-    except sa.exc.DBAPIError as exc:
-        raise DbrError(f"cannot create the scratch database {name!r}",
-                       cause=_describe(exc.orig or exc),
-                       hint="the scratch URL's user needs the right to create "
-                       "databases") from None
-    finally:
-        engine.dispose()
-
-
-def _drop(scratch: Target) -> None:
-    if scratch.dialect == "sqlite":
-        for suffix in ("", "-wal", "-shm", "-journal"):
-            Path(scratch.database + suffix).unlink(missing_ok=True)
-        return
-    engine = _admin(scratch)
-    quoted = engine.dialect.identifier_preparer.quote(scratch.database)
-    force = " with (force)" if scratch.dialect == "postgresql" else ""
-    try:
-        with engine.connect() as conn:
-            conn.exec_driver_sql(f"drop database if exists {quoted}{force}")
-    finally:
-        engine.dispose()
