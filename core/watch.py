@@ -108,8 +108,8 @@ class Watcher:
                             item.next_at = now + item.interval
                         item.started = now
                         item.running = self.pool.submit(self._sample, item, False)
-                wake = min(i.next_at for i in self.watched.values())
-                self.stop_event.wait(max(0.05, wake - time.monotonic()))
+                wake = min(_wake_at(i, now) for i in self.watched.values())
+                self.stop_event.wait(max(0.01, wake - time.monotonic()))
         finally:
             self.close()
 
@@ -246,6 +246,16 @@ class Watcher:
             thread.join(5)
 
         return stop
+
+
+def _wake_at(item: _Watched, now: float) -> float:
+    """When the loop must next look at item: its next sample, or its running one."""
+    if item.running is None or item.running.done():
+        return item.next_at
+    if now - item.started < 1.0:
+        return now + 0.02  # most samples end within milliseconds
+    # A slow probe: look a few times a second, and when it becomes overdue.
+    return min(now + 0.25, max(item.started + item.deadline, item.overdue_next))
 
 
 class _Collector:
