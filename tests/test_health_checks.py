@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -301,3 +302,48 @@ def test_a_server_that_accepts_but_never_answers_is_inconclusive(scheme: str) ->
         listener.close()
     assert held  # the probe did reach the silent server
     assert not sample.conclusive and not sample.healthy and sample.score is None
+
+
+@pytest.mark.postgres
+def test_postgresql_blocked_sessions_and_long_transactions(
+        pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from core.health import postgresql
+
+    monkeypatch.setattr(postgresql, "BLOCKED_FOR", 0.2)
+    monkeypatch.setattr(postgresql, "LONG_TRANSACTION_MAX", 0.2)
+    _make_orders(pg_url)
+    holder = make_engine(pg_url)
+    locker = holder.connect()
+    locker.execute(sa.text("lock table orders in access exclusive mode"))
+    waiter_engine = make_engine(pg_url)
+
+    def wait_for_lock() -> None:
+        with waiter_engine.connect() as conn:
+            conn.execute(sa.text("select count(*) from orders")).scalar()
+
+    waiter = threading.Thread(target=wait_for_lock)
+    waiter.start()
+    target = make_target(pg_url)
+    monitor = Monitor(None)
+    try:
+        deadline = time.monotonic() + 30
+        while True:  # until the sessions have waited longer than the limits
+            sample = monitor.sample(target, keep=False)
+            failing = set(sample.failing)
+            if {"blocked sessions", "long transactions"} <= failing or \
+                    time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+    finally:
+        monitor.close()
+        locker.rollback()
+        locker.close()
+        waiter.join()
+        holder.dispose()
+        waiter_engine.dispose()
+    blocked = sample.check("blocked sessions")
+    assert blocked.status == FAILING and blocked.value == 1
+    assert "1 session(s) waiting on a lock" in blocked.detail
+    longest = sample.check("long transactions")
+    assert longest.status == FAILING and longest.value > 0.2, longest.to_dict()
+    assert sample.conclusive
