@@ -81,3 +81,12 @@ def test_a_string_at_column_zero_falls_back_to_the_whole_module() -> None:
 def test_missing_downgrade_is_reported() -> None:
     result = analyse_source('"""doc"""\n\ndef upgrade():\n    pass\n')
     assert not result.found and result.problem == "no downgrade() function"
+
+
+def test_sql_that_only_adds_or_reads_is_not_flagged() -> None:
+    for statement in ("select pg_advisory_lock(1)", "ALTER TABLE a ADD COLUMN b int",
+                      "alter table a alter column b set default 1", "analyze a"):
+        assert classify_sql(statement)[0] == "sql", statement
+    for statement in ("UPDATE a SET b = 1",
+                      "alter table a alter column b set data type int"):
+        assert classify_sql(statement)[0] == "raw_sql", statement

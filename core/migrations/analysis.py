@@ -22,6 +22,12 @@ SQL_PATTERNS = (
      "drop_type"),
 )
 
+# Statements that add or read and lose nothing; any other SQL is "raw_sql".
+SAFE_SQL = re.compile(
+    r"^\s*(create|comment|grant|insert|set|select|analyze|vacuum|refresh|"
+    r"alter\s+table\s+[\w.\"`]+\s+(add|rename|alter\s+column\s+[\w\"`]+\s+set\s+default))\b",
+    re.IGNORECASE)
+
 
 @dataclass(frozen=True)
 class Operation:
@@ -228,7 +234,7 @@ def classify_sql(statement: str) -> tuple[str, str | None, str | None]:
         table = names[0] if kind not in ("drop_index", "drop_type") else None
         column = names[1] if kind == "drop_column" else None
         return kind, table, column
-    if re.match(r"^\s*(create|comment|grant|insert|set)\b", statement, re.IGNORECASE):
+    if SAFE_SQL.match(statement):
         return "sql", None, None
     return "raw_sql", None, None
 
