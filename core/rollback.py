@@ -9,10 +9,17 @@ not measure. Modes: suggest (alert and propose the plan), auto (run it), shadow
 
 A strategy becomes a Plan through the engine that owns it: `notify` (an alert
 only), `downgrade:N` / `downgrade:REV` (core.migrations), `restore:latest-verified`
-/ `restore:latest` / `restore:ID` (core.backups). Every rollback plan has the
-executor snapshot the schema before and after, records a health sample first, and afterwards re-measures health until it is healthy
-for recovery_samples in a row or recovery_deadline passes; the verdict, "recovered"
-or "still unhealthy", is in the operation's result (results.recovery).
+/ `restore:latest` / `restore:ID` (core.backups). A rollback plan records a health
+sample first (the executor snapshots the schema before and after), and afterwards
+re-measures health until it is healthy for recovery_samples in a row or
+recovery_deadline passes. The verdict, "recovered" or "still unhealthy"
+("unconfirmed" when stopped first), is in the operation's result
+(results.recovery); "still unhealthy" fails the operation's post-condition.
+
+Public API: plan_strategy(ws, target, strategy) -> Plan; run_rollback(ws, target,
+strategy, trigger=, fired_at=, cancel=) -> Outcome; trigger_states(ws, target) ->
+list[TriggerState]; evaluate(trigger, samples, last_fired) -> TriggerState;
+fire(ws, target, state, sample, cancel=) acts on a due trigger as its mode says.
 """
 
 from __future__ import annotations
@@ -43,6 +50,7 @@ log = logging.getLogger(__name__)
 TRIGGER_SHADOW = "trigger.shadow"  # journal only: what a shadow trigger would have done
 RECOVERED = "recovered"
 STILL_UNHEALTHY = "still unhealthy"
+UNCONFIRMED = "unconfirmed"  # stopped (SIGTERM, Ctrl-C) before recovery was proven
 
 
 # -- triggers ---------------------------------------------------------------------
@@ -340,7 +348,8 @@ def _recovery(ctx: Context) -> tuple[bool, str]:
         monitor.close()
     seconds = round(time.monotonic() - started, 3)
     recovered = streak >= health.recovery_samples
-    verdict = RECOVERED if recovered else STILL_UNHEALTHY
+    stopped = not recovered and ctx.cancel.is_set()
+    verdict = RECOVERED if recovered else UNCONFIRMED if stopped else STILL_UNHEALTHY
     ctx.results["recovery"] = {
         "verdict": verdict, "samples": taken, "seconds": seconds,
         "recovered_at": utcnow().isoformat() if recovered else None,
@@ -352,6 +361,11 @@ def _recovery(ctx: Context) -> tuple[bool, str]:
         ctx.bus.emit(ev.HEALTH_RECOVERED, f"{ctx.target.name} recovered after the "
                      f"rollback (score {sample.score:g})", target=ctx.target.name,
                      operation_id=ctx.operation_id, data=ctx.results["recovery"])
+    elif stopped:
+        why = sample.summary if sample else "no sample"
+        detail = (f"recovery not confirmed: stopped after {seconds:.1f} s "
+                  f"({taken} samples), last: {why}")
+        ctx.log(detail, Severity.WARNING)
     else:
         why = sample.summary if sample else "no sample"
         detail = f"still unhealthy after {seconds:.1f} s ({taken} samples): {why}"

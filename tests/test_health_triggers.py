@@ -414,3 +414,31 @@ required = true
     assert degraded[0]["severity"] == "critical"
     assert "still unhealthy after the rollback" in degraded[0]["message"]
     ws.close()
+
+
+def test_stopping_during_the_recovery_check_records_unconfirmed(
+        tmp_path: Path) -> None:
+    import threading
+
+    from core.demo import init_demo
+    from core.rollback import run_rollback
+
+    config = init_demo(tmp_path / "demo")
+    config.write_text(DEMO_TOML)
+    ws = Workspace.open(config)
+    cancel = threading.Event()
+
+    def stop_after_downgrade(event: ev.Event) -> None:
+        if event.kind == ev.STEP_FINISHED and event.data.get("step", "").startswith(
+                "downgrade"):
+            cancel.set()  # as SIGTERM to `dbr watch` would, between steps
+
+    ws.bus.subscribe(stop_after_downgrade)
+    outcome = run_rollback(ws, "shop", "downgrade:1", cancel=cancel)
+    assert outcome.status == "failed"
+    recovery = outcome.results["recovery"]
+    assert recovery["verdict"] == "unconfirmed" and recovery["samples"] == 1
+    [check] = [c for c in outcome.postconditions if "health" in c["check"]]
+    assert check["detail"].startswith("recovery not confirmed: stopped")
+    assert ws.journal.events("shop", kinds=(ev.HEALTH_DEGRADED,)) == []
+    ws.close()
