@@ -86,6 +86,7 @@ def test_failed_step_reports_where_the_database_is_and_what_stayed(
     assert outcome.status == "failed" and outcome.failed_step == "downgrade r3"
     assert "no_such_table" in outcome.error
     assert outcome.report["database_at"] == "r3"
+    assert outcome.report["what_to_do"]
     assert heads(any_url) == ["r3"]
     if any_url.startswith("mysql"):
         # DDL commits at once there: the report says what the step already did.

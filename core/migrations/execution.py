@@ -143,10 +143,22 @@ def explain(project: Project, memory: Memory) -> FailureReport:
             result["database_at"] = ", ".join(heads) or "base (no revision)"
         except DbrError as exc:
             result["database_at"] = f"unknown ({exc.title})"
+        backup = ctx.results.get("safety_backup_id")
+        if backup:
+            result["safety_backup"] = backup
+        back = (f"; or restore the safety backup: dbr backups restore {backup}"
+                if backup else "")
         if target.dialect != "mysql":
             result["failed_step_effect"] = ("rolled back: nothing of the failed step "
                                             "remains")
+            result["what_to_do"] = (f"the database is at {result['database_at']}: fix "
+                                    "the failing revision and run the plan again"
+                                    + back)
             return result
+        result["what_to_do"] = (
+            "the schema is part-way through the failed step while the version table "
+            "still names its revision: finish or undo the committed changes by hand, "
+            "then set the version table (alembic stamp)" + back)
         if memory.before_step is None:
             result["failed_step_effect"] = "unknown (no schema kept before the step)"
             return result
