@@ -178,3 +178,19 @@ def test_an_unreachable_database_is_named(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'no' / 'such' / 'folder.db'}"
     with pytest.raises(DbrError, match="cannot reach 't'"):
         migrations.history(target_for(url, ini))
+
+
+def test_a_broken_env_py_or_revision_is_a_clear_error(sqlite_url: str,
+                                                      tmp_path: Path) -> None:
+    ini = write_project(tmp_path / "env", table_revs("r1"))
+    env = tmp_path / "env" / "migrations" / "env.py"
+    env.write_text("import app_models_that_are_not_here\n" + env.read_text())
+    with pytest.raises(DbrError, match="env.py of 't' failed") as failed:
+        migrations.history(target_for(sqlite_url, ini))
+    assert "app_models_that_are_not_here" in failed.value.cause
+
+    ini = write_project(tmp_path / "rev", table_revs("r1"))
+    revision = next((tmp_path / "rev" / "migrations" / "versions").glob("*.py"))
+    revision.write_text(revision.read_text() + "\nundefined_name\n")
+    with pytest.raises(DbrError, match="cannot load the Alembic project"):
+        migrations.history(target_for(sqlite_url, ini))

@@ -24,7 +24,6 @@ from alembic.config import Config
 from alembic.runtime.environment import EnvironmentContext
 from alembic.runtime.migration import MigrationContext, RevisionStep
 from alembic.script import ScriptDirectory
-from alembic.util import CommandError
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool
 
@@ -61,7 +60,9 @@ class Project:
         try:
             self.script = ScriptDirectory.from_config(self.config)
             self.script.revision_map.heads  # noqa: B018 - load every revision now
-        except (CommandError, ImportError, SyntaxError, OSError) as exc:
+        except Exception as exc:  # revision files are the project's code
+            if isinstance(exc, DbrError):
+                raise
             raise DbrError(
                 f"cannot load the Alembic project of {target.name!r}",
                 cause=f"{location}: {_first_line(exc)}",
@@ -108,7 +109,15 @@ class Project:
             return []
 
         with self.connect(connection) as conn:
-            self.run_env(read, connection=conn, dont_mutate=True)
+            try:
+                self.run_env(read, connection=conn, dont_mutate=True)
+            except DbrError:
+                raise
+            except Exception as exc:  # env.py is the project's code: anything goes
+                raise DbrError(f"env.py of {self.target.name!r} failed",
+                               cause=_first_line(exc),
+                               hint="run `alembic current` in the project to see "
+                               "the whole error") from exc
         if "heads" not in seen:
             raise DbrError(f"env.py of {self.target.name!r} did not run migrations",
                            cause=f"{self.script.env_py_location} never called "
