@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from core import events as ev
 from core import metrics, rollback
 from core.events import Severity
-from core.health.monitor import Monitor, Sample, deadline
+from core.health.monitor import Monitor, Sample, deadline, recent_samples
 from core.state import utcnow
 
 if TYPE_CHECKING:
@@ -71,9 +71,13 @@ class Watcher:
             target = ws.target(name)
             rollback.check_trigger_names(target, self.monitor.prober(target).names())
             needed = max([t.consecutive for t in target.config.triggers] or [1])
+            # The samples kept in the store carry a streak across restarts and
+            # `--once` runs, as trigger_states() counts it.
+            kept = recent_samples(ws.store, name, needed) if target.config.triggers \
+                else []
             self.watched[name] = _Watched(
                 target, interval or target.config.health.interval,
-                recent=deque(maxlen=needed), deadline=deadline(target),
+                recent=deque(kept, maxlen=needed), deadline=deadline(target),
                 fired=rollback.last_fired(ws, name) if target.config.triggers else {})
         self.on_sample = on_sample
         self.stop_event = threading.Event()

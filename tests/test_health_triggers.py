@@ -442,3 +442,16 @@ def test_stopping_during_the_recovery_check_records_unconfirmed(
     assert check["detail"].startswith("recovery not confirmed: stopped")
     assert ws.journal.events("shop", kinds=(ev.HEALTH_DEGRADED,)) == []
     ws.close()
+
+
+def test_watch_once_from_cron_continues_the_streak(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    _workspace(tmp_path, SUGGEST).close()
+    _switch(tmp_path, False)
+    config = str(tmp_path / "dbr.toml")
+    for expected in (0, 0, 1, 1):
+        assert main(["--config", config, "watch", "--once"]) == 1
+        ws = Workspace.open(config)
+        assert len(_fired(ws)) == expected
+        ws.close()
+    assert "UNHEALTHY" in capsys.readouterr().out
