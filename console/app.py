@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 class DbrConsole(App):
     """One workspace, one current target; screens for each flow."""
 
-    CSS_PATH = "app.tcss"
+    CSS_PATH = Path(__file__).with_name("app.tcss")  # also right for subclasses
     TITLE = "dbr-console"
     COMMANDS: ClassVar = App.COMMANDS | {ActionsProvider}
     BINDINGS: ClassVar[list[BindingType]] = [

@@ -7,7 +7,6 @@ message: data, "failed" with the reason, or "not available" for a missing engine
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from textual import on, work
 from textual.worker import get_current_worker
@@ -80,21 +79,22 @@ class PaneLoaders:
         ws = self.app.ws
         try:
             listed = backups.list_backups(ws, target)
-            verdicts: dict[str, Any] = {}
-            judge = getattr(backups, "retention_verdicts", None)
-            if judge is not None and ws.settings.targets[target].retention:
-                verdicts = {v.id: v for v in judge(ws, target)}
+            # The catalog first; retention's verdicts (slower) follow it.
+            self.post_message(msg.BackupsLoaded(target, listed, {}))
+            if listed and ws.settings.targets[target].retention:
+                verdicts = {v.id: v for v in backups.retention_verdicts(ws, target)}
+                if not get_current_worker().is_cancelled:
+                    self.post_message(msg.BackupsLoaded(target, listed, verdicts))
         except Exception as exc:  # noqa: BLE001 - a worker's edge: say why, keep the screen
             self.post_message(msg.PaneFailed("backups", target, *_why(exc)))
-            return
-        if not get_current_worker().is_cancelled:
-            self.post_message(msg.BackupsLoaded(target, listed, verdicts))
 
     def on_backups_loaded(self, message: msg.BackupsLoaded) -> None:
         if message.target != self.app.target_name:
             return
         pane = self.query_one(BackupsPane)
+        policy = self.app.ws.settings.targets[message.target].retention
         pane.say("" if message.verdicts or not message.backups else
+                 "retention verdicts: weighing…" if policy else
                  "retention verdicts: no [retention] policy for this target")
         pane.show(message.backups, message.verdicts)
         pane.show_selected()

@@ -61,6 +61,9 @@ class BackupsPane(Pane):
         self.table.set_rows([self._row(b) for b in backups])
 
     def _row(self, backup: Any) -> Row:
+        return Row(backup.id, make=lambda: self._cells(backup))
+
+    def _cells(self, backup: Any) -> tuple[list[Any], list[Any]]:
         verdict = self.verdicts.get(backup.id)
         if verdict is None:
             verdict_cell: Any = ("-", "dim")
@@ -78,13 +81,13 @@ class BackupsPane(Pane):
             verified = ("- never", "dim")
         status = "" if backup.complete else f" [{backup.status}]"
         tag = ("DEL", "bad") if backup.id in self.tagged else ""
-        return Row(backup.id, (
+        return [
             tag, ago(backup.created_at), size(backup.size),
             (backup.label or "-") + status, verified,
-            ("PINNED", "good") if backup.pinned else "-", verdict_cell),
-            (backup.id in self.tagged, -backup.created_at.timestamp(),
-             backup.size or 0, backup.label or "", verified[0],
-             backup.pinned, verdict_cell[0]))
+            ("PINNED", "good") if backup.pinned else "-", verdict_cell,
+        ], [backup.id in self.tagged, -backup.created_at.timestamp(),
+            backup.size or 0, backup.label or "", verified[0],
+            backup.pinned, verdict_cell[0]]
 
     def show_selected(self) -> None:
         backup = self.selected

@@ -8,8 +8,8 @@ told by colour alone.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from rich.cells import cell_len, set_cell_size
@@ -24,6 +24,7 @@ from textual.strip import Strip
 
 Cell = str | tuple[str, str]  # text, or (text, tone) with tone good/bad/warn/dim
 TONES = ("good", "bad", "warn", "dim")
+MEASURED = 200  # rows whose cells set the width of auto-sized columns
 
 
 @dataclass(frozen=True)
@@ -35,12 +36,39 @@ class Column:
     align: str = "left"
 
 
-@dataclass
 class Row:
-    key: str
-    cells: Sequence[Cell]
-    values: Sequence[Any] = ()  # sort keys per column; the cell text when empty
-    _search: str | None = field(default=None, repr=False)
+    """One row: its cells now, or a function that makes them when first drawn.
+
+    Making cells lazily is what keeps 10,000 rows cheap: only rows that are
+    drawn, sorted or filtered are ever formatted.
+    """
+
+    __slots__ = ("_cells", "_make", "_search", "_values", "key")
+
+    def __init__(self, key: str, cells: Sequence[Cell] | None = None,
+                 values: Sequence[Any] = (),
+                 make: Callable[[], tuple[Sequence[Cell], Sequence[Any]]] | None = None
+                 ) -> None:
+        self.key = key
+        self._cells = cells
+        self._values = values
+        self._make = make
+        self._search: str | None = None
+
+    def _made(self) -> None:
+        if self._cells is None and self._make is not None:
+            self._cells, self._values = self._make()
+            self._make = None
+
+    @property
+    def cells(self) -> Sequence[Cell]:
+        self._made()
+        return self._cells or ()
+
+    @property
+    def values(self) -> Sequence[Any]:
+        self._made()
+        return self._values
 
     def text(self, index: int) -> str:
         cell = self.cells[index]
@@ -148,6 +176,8 @@ class VirtualTable(ScrollView, can_focus=True):
         return f"sorted by {label}, {'descending' if reverse else 'ascending'}"
 
     def _measure(self, rows: list[Row]) -> list[int]:
+        # Widths from the first rows only: measuring all would format them all.
+        rows = rows[:MEASURED]
         widths = []
         for index, column in enumerate(self.columns):
             if column.width is not None:
