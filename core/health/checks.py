@@ -8,7 +8,6 @@ check that times out or errors has failed; nothing unmeasured is ever healthy.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import sqlite3
@@ -24,7 +23,15 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool
 
 from core.config import CheckConfig, HealthConfig
-from core.secrets import redact
+from core.health.limits import (
+    CONNECTION_CODES,
+    TIMEOUT_CODES,
+    TimeLimit,
+    describe,
+    is_timeout,
+    savepoint,
+    timeout_text,
+)
 from core.targets import CONNECT_TIMEOUT, Target
 
 log = logging.getLogger(__name__)
@@ -42,24 +49,6 @@ BLOCKED_FOR = 5.0  # seconds a session may wait on a lock before it counts
 SATURATION_MAX = 0.9  # share of max_connections
 THREADS_RUNNING_MAX = 64
 PROJECT_HEADS_TTL = 30.0  # seconds the project's heads are cached between samples
-
-BUILT_IN = {
-    "postgresql": ("round trip", "latency", "critical tables", "alembic heads",
-                   "replication lag", "long transactions", "blocked sessions",
-                   "connections"),
-    "mysql": ("round trip", "latency", "critical tables", "alembic heads",
-              "threads running", "replication lag", "connections"),
-    "sqlite": ("round trip", "latency", "critical tables", "alembic heads",
-               "quick_check"),
-}
-TIMEOUT_CODES = {
-    "57014",  # PostgreSQL query_canceled (statement_timeout)
-    "55P03",  # PostgreSQL lock_not_available (lock_timeout)
-    1205,  # MySQL lock wait timeout
-    1969,  # MariaDB max_statement_time exceeded
-    3024,  # MySQL max_execution_time exceeded
-}
-CONNECTION_CODES = {2003, 2006, 2013, 2055}  # MySQL: server gone, lost, refused
 
 
 @dataclass
@@ -142,7 +131,7 @@ class Prober:
         started = time.monotonic()
         try:
             conn = self.engine().connect()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure to connect is a verdict
             status, error = self._classify_connect(exc)
             first = _result(specs[0], status, error=error,
                             duration=time.monotonic() - started)
@@ -197,7 +186,7 @@ class Prober:
                                 pool_recycle=3600)
 
     def _classify_connect(self, exc: Exception) -> tuple[str, str]:
-        text = _describe(exc)
+        text = describe(exc)
         if self.target.dialect == "sqlite":
             # A file that is gone or unreadable is the database's own failure.
             return FAILING, f"cannot open {self.target.database}: {text}"
@@ -206,13 +195,13 @@ class Prober:
     def _run_one(self, conn: Connection, spec: _Spec) -> CheckResult:
         started = time.monotonic()
         try:
-            with _deadline(conn, self.target.dialect, spec.timeout):
+            with TimeLimit(conn, self.target.dialect, spec.timeout):
                 value, detail = spec.run(conn)
         except CheckFailed as exc:
             value, detail = exc.args[1] if len(exc.args) > 1 else None, str(exc.args[0])
             return _result(spec, FAILING, value=value, detail=detail,
                            duration=time.monotonic() - started)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - an error fails the check, never passes
             status, error = self._classify(conn, exc, spec.timeout)
             return _result(spec, status, error=error,
                            duration=time.monotonic() - started)
@@ -224,8 +213,8 @@ class Prober:
         orig = getattr(exc, "orig", exc)
         code = getattr(orig, "sqlstate", None) or (
             orig.args[0] if getattr(orig, "args", None) else None)
-        text = _describe(exc)
-        if code in TIMEOUT_CODES or _timeout_text(text):
+        text = describe(exc)
+        if code in TIMEOUT_CODES or timeout_text(text):
             return TIMEOUT, f"no answer within {timeout:g} s ({text})"
         if getattr(exc, "connection_invalidated", False) or code in CONNECTION_CODES:
             return UNREACHABLE, f"connection lost: {text}"
@@ -287,14 +276,14 @@ class Prober:
         for table in tables:
             name = ".".join(quote(part) for part in table.split("."))
             try:
-                with _savepoint(conn):
+                with savepoint(conn):
                     conn.execute(sa.text(f"select 1 from {name} limit 1")).all()
             except sa.exc.OperationalError as exc:
-                if _is_timeout(exc):
+                if is_timeout(exc):
                     raise
-                unreadable.append(f"{table} ({_describe(exc)})")
+                unreadable.append(f"{table} ({describe(exc)})")
             except sa.exc.DBAPIError as exc:
-                unreadable.append(f"{table} ({_describe(exc)})")
+                unreadable.append(f"{table} ({describe(exc)})")
         readable = len(tables) - len(unreadable)
         if unreadable:
             raise CheckFailed("unreadable: " + "; ".join(unreadable),
@@ -304,14 +293,14 @@ class Prober:
     def _alembic_heads(self, conn: Connection) -> tuple[Any, str]:
         project = self._project_heads()
         try:
-            with _savepoint(conn):
+            with savepoint(conn):
                 rows = conn.execute(sa.text("select version_num from alembic_version"))
                 database = frozenset(r[0] for r in rows)
         except sa.exc.ProgrammingError as exc:
-            raise CheckFailed(f"no alembic_version table ({_describe(exc)})",
+            raise CheckFailed(f"no alembic_version table ({describe(exc)})",
                               None) from None
         except sa.exc.OperationalError as exc:
-            if _is_timeout(exc) or "no such table" not in str(exc):
+            if is_timeout(exc) or "no such table" not in str(exc):
                 raise
             raise CheckFailed("no alembic_version table", None) from None
         shown = ", ".join(sorted(database)) or "none"
@@ -379,85 +368,8 @@ def _custom(check: CheckConfig) -> Callable[[Connection], tuple[Any, str]]:
     return run
 
 
-class _deadline:
-    """A server-enforced time limit around one check.
-
-    The limits are session settings of the prober's own connections, set only when
-    a check needs a different one (the connection remembers what it has), so a
-    sample costs few round trips. Checks share one read transaction; a failed
-    check rolls it back, and the pool rolls back what is left on return.
-    """
-
-    def __init__(self, conn: Connection, dialect: str, seconds: float) -> None:
-        self.conn = conn
-        self.dialect = dialect
-        self.seconds = seconds
-        self.ms = max(1, int(seconds * 1000))
-
-    def __enter__(self) -> None:
-        conn = self.conn
-        if self.dialect == "sqlite":
-            raw = conn.connection.driver_connection
-            raw.execute(f"pragma busy_timeout = {self.ms}")
-            stop_at = time.monotonic() + self.seconds
-            raw.set_progress_handler(lambda: int(time.monotonic() > stop_at), 1000)
-            return
-        info = conn.connection.info
-        if info.get("dbr_timeout_ms") == self.ms:
-            return
-        if conn.in_transaction():
-            conn.rollback()
-        if self.dialect == "postgresql":
-            conn.exec_driver_sql(f"set statement_timeout = {self.ms}; "
-                                 f"set lock_timeout = {self.ms}")
-        else:
-            wait = max(1, math.ceil(self.seconds))
-            limit = (f"max_statement_time = {self.seconds:.3f}"
-                     if getattr(conn.dialect, "is_mariadb", False)
-                     else f"max_execution_time = {self.ms}")
-            conn.exec_driver_sql(f"set session {limit}, lock_wait_timeout = {wait}, "
-                                 f"innodb_lock_wait_timeout = {wait}")
-        conn.commit()  # a SET inside a rolled-back transaction would be undone
-        info["dbr_timeout_ms"] = self.ms
-
-    def __exit__(self, kind: object, *exc: object) -> None:
-        try:
-            if self.dialect == "sqlite":
-                self.conn.connection.driver_connection.set_progress_handler(None, 0)
-            if kind is not None and not self.conn.invalidated:
-                self.conn.rollback()
-        except Exception:  # the connection broke with the check; the check says so
-            log.debug("resetting a health connection failed", exc_info=True)
-
-
-def _savepoint(conn: Connection) -> Any:
-    """A savepoint where an error would abort the whole transaction (not SQLite)."""
-    if conn.dialect.name == "sqlite":
-        return contextlib.nullcontext()
-    return conn.begin_nested()
-
-
-def _is_timeout(exc: Exception) -> bool:
-    orig = getattr(exc, "orig", exc)
-    code = getattr(orig, "sqlstate", None) or (
-        orig.args[0] if getattr(orig, "args", None) else None)
-    return code in TIMEOUT_CODES or _timeout_text(str(exc))
-
-
-def _timeout_text(text: str) -> bool:
-    """SQLite's words for a query stopped by its deadline or a lock it waited on."""
-    text = text.lower()
-    return "interrupted" in text or "database is locked" in text
-
-
 def _result(spec: _Spec, status: str, *, value: Any = None, error: str | None = None,
             detail: str = "", duration: float = 0.0) -> CheckResult:
     return CheckResult(name=spec.name, status=status, value=value, weight=spec.weight,
                        required=spec.required, error=error,
                        detail=detail or (error or ""), duration=duration)
-
-
-def _describe(exc: BaseException) -> str:
-    orig = getattr(exc, "orig", None) or exc
-    text = str(orig).strip().splitlines()[0] if str(orig).strip() else ""
-    return redact(f"{type(orig).__name__}: {text}" if text else type(orig).__name__)
