@@ -32,6 +32,8 @@ from core.targets import Target
 
 log = logging.getLogger(__name__)
 
+RESTORE_SETTINGS = "-c maintenance_work_mem=512MB -c work_mem=64MB"
+
 
 def load(target: Target, backup: Backup, *, progress: Progress | None = None,
          stop: Stop | None = None) -> None:
@@ -75,6 +77,10 @@ def _load_postgresql(target: Target, backup: Backup, chunks: object) -> None:
     reader = tools.pick_pg_tool("pg_restore", needed)
     psql = tools.pick_pg_tool("psql", server)
     with target.client_call() as call, tempfile.TemporaryDirectory() as private:
+        # Index builds and foreign-key checks dominate a restore; give this one
+        # session the memory PostgreSQL's own docs advise for restores.
+        call.env["PGOPTIONS"] = " ".join(filter(None, (
+            call.env.get("PGOPTIONS"), RESTORE_SETTINGS)))
         gate = Path(private) / "commit"
         os.mkfifo(gate, 0o600)
         restore = Tool("pg_restore", [reader.path, "--file=-"], call.env,

@@ -27,7 +27,7 @@ from core.secrets import redact
 
 log = logging.getLogger(__name__)
 
-CHUNK = 1 << 20
+CHUNK = 1 << 18
 LEVEL = 3
 # Lines a client prints on stderr that mean it failed, even when it exits 0.
 ERROR_RE = re.compile(r"^(.*\b(error|fatal|panic)\b.*)$", re.IGNORECASE | re.MULTILINE)
@@ -92,8 +92,9 @@ def compress_into(source: IO[bytes], out: BinaryIO, *, progress: Progress | None
                   stop: Stop | None) -> Written:
     """Compress source to out, hashing the compressed bytes; fsync at the end."""
     digest = hashlib.sha256()
-    compressor = zstandard.ZstdCompressor(level=LEVEL, write_checksum=True,
-                                          threads=-1)
+    # One thread: it keeps up with pg_dump here, and worker threads would cost
+    # about 45 MB of buffers.
+    compressor = zstandard.ZstdCompressor(level=LEVEL, write_checksum=True)
     chunker = compressor.chunker(chunk_size=CHUNK)
     raw = size = 0
 
