@@ -29,10 +29,12 @@ sys.path.insert(0, str(ROOT))
 
 from core.targets import make_engine
 
-PG_ADMIN = os.environ.get("DBR_TEST_PG_URL",
-                          "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-MYSQL_ADMIN = os.environ.get("DBR_TEST_MYSQL_URL",
-                             "mysql+pymysql://root@127.0.0.1:3306/mysql")
+PG_ADMIN = os.environ.get(
+    "DBR_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+MYSQL_ADMIN = os.environ.get(
+    "DBR_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/mysql"
+)
 FLOOR = 0.25
 PER_SERVER = 5
 
@@ -143,9 +145,12 @@ def run(seconds: float, count: int, sqlite_only: bool) -> float:
 
 def measure(config: Path, seconds: float, count: int) -> float:
     dbr = Path(sys.executable).with_name("dbr")
-    process = subprocess.Popen([str(dbr), "--config", str(config), "watch"],
-                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                               text=True)
+    process = subprocess.Popen(
+        [str(dbr), "--config", str(config), "watch"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     lines = [0]
     first_round = threading.Event()
     unhealthy = [0]
@@ -163,31 +168,43 @@ def measure(config: Path, seconds: float, count: int) -> float:
     try:
         if not first_round.wait(120):
             raise SystemExit("dbr watch did not sample every target within 120 s")
-        start_cpu, start_wall, start_lines = (cpu_seconds(process.pid),
-                                              time.monotonic(), lines[0])
+        start_cpu, start_wall, start_lines = (
+            cpu_seconds(process.pid),
+            time.monotonic(),
+            lines[0],
+        )
         time.sleep(seconds)
-        end_cpu, end_wall, end_lines = (cpu_seconds(process.pid), time.monotonic(),
-                                        lines[0])
+        end_cpu, end_wall, end_lines = (
+            cpu_seconds(process.pid),
+            time.monotonic(),
+            lines[0],
+        )
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(60)
     wall = end_wall - start_wall
     share = (end_cpu - start_cpu) / wall
     print(f"dbr watch: {count} targets, 1 s interval, {wall:.0f} s measured")
-    print(f"samples: {end_lines - start_lines} ({(end_lines - start_lines) / wall:.1f}"
-          f"/s); not healthy: {unhealthy[0]}")
-    print(f"CPU: {end_cpu - start_cpu:.2f} s = {share:.1%} of one core "
-          f"(floor: under {FLOOR:.0%}) -> {'PASS' if share < FLOOR else 'FAIL'}")
+    print(
+        f"samples: {end_lines - start_lines} ({(end_lines - start_lines) / wall:.1f}"
+        f"/s); not healthy: {unhealthy[0]}"
+    )
+    print(
+        f"CPU: {end_cpu - start_cpu:.2f} s = {share:.1%} of one core "
+        f"(floor: under {FLOOR:.0%}) -> {'PASS' if share < FLOOR else 'FAIL'}"
+    )
     return share
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=60.0,
-                        help="how long to measure (default 60)")
+    parser.add_argument(
+        "--seconds", type=float, default=60.0, help="how long to measure (default 60)"
+    )
     parser.add_argument("--targets", type=int, default=50)
-    parser.add_argument("--sqlite-only", action="store_true",
-                        help="no databases on the local servers")
+    parser.add_argument(
+        "--sqlite-only", action="store_true", help="no databases on the local servers"
+    )
     args = parser.parse_args()
     share = run(args.seconds, args.targets, args.sqlite_only)
     sys.exit(0 if share < FLOOR else 1)

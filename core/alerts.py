@@ -25,6 +25,7 @@ from core.secrets import display_url, register
 
 log = logging.getLogger(__name__)
 
+JSON_HEADERS = {"content-type": "application/json"}
 GROUPED = {ev.HEALTH_DEGRADED, ev.HEALTH_INCONCLUSIVE}
 NOT_ALERTS = {ev.HEALTH_SAMPLED, ev.STEP_PROGRESS, "step.log", ev.STEP_STARTED,
               ev.STEP_FINISHED}
@@ -54,7 +55,7 @@ class JsonLinesSink(Sink):
         self._lock = threading.Lock()
 
     def send(self, event: Event) -> None:
-        line = json.dumps(event.to_dict(), sort_keys=True) + "\n"
+        line = json.dumps(event.to_dict(), sort_keys=True, default=str) + "\n"
         with self._lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -97,19 +98,27 @@ class WebhookSink(Sink):
     def _deliver(self) -> None:
         with httpx.Client(timeout=self.timeout, follow_redirects=False) as client:
             while (event := self._queue.get()) is not None:
-                error = self._post(client, event)
-                if error:
+                try:
+                    error = self._post(client, event)
+                except Exception as exc:  # noqa: BLE001 - a bad event stops no other
+                    error = f"{self.name} failed: {type(exc).__name__}: {exc}"
+                if not error:
+                    continue
+                try:
                     self.on_failure(self.name, event, error)
+                except Exception:  # the thread must outlive a journal fault
+                    log.exception("recording a failed alert of %s failed", self.name)
 
     def _post(self, client: httpx.Client, event: Event) -> str | None:
         body = event.to_dict()
         body["text"] = slack_text(event)
+        payload = json.dumps(body, default=str).encode()
         error = ""
         for attempt in range(self.retries + 1):
             if attempt:
                 time.sleep(self.backoff * 2 ** (attempt - 1))
             try:
-                response = client.post(self.url, json=body)
+                response = client.post(self.url, content=payload, headers=JSON_HEADERS)
             except httpx.HTTPError as exc:
                 error = f"{type(exc).__name__}: {exc}"
                 continue

@@ -1,4 +1,4 @@
-"""Triggers and strategies: from a health state to a rollback plan, and proof of recovery.
+"""Triggers and strategies: from a health state to a rollback plan, and recovery.
 
 A trigger matches a *conclusive* sample when every condition it names holds (score
 below its limit; any of its named checks failing). It fires once `consecutive`
@@ -93,14 +93,22 @@ class TriggerState:
 
     def to_dict(self) -> dict[str, Any]:
         t = self.trigger
-        return {"name": t.name, "strategy": t.strategy, "mode": t.mode,
-                "score_below": t.score_below, "checks_failing": list(t.checks_failing),
-                "consecutive": t.consecutive, "cooldown": t.cooldown,
-                "streak": self.streak, "due": self.due,
-                "last_fired": self.last_fired.isoformat() if self.last_fired else None,
-                "cooling_until": (self.cooling_until.isoformat()
-                                  if self.cooling_until else None),
-                "description": self.description}
+        return {
+            "name": t.name,
+            "strategy": t.strategy,
+            "mode": t.mode,
+            "score_below": t.score_below,
+            "checks_failing": list(t.checks_failing),
+            "consecutive": t.consecutive,
+            "cooldown": t.cooldown,
+            "streak": self.streak,
+            "due": self.due,
+            "last_fired": self.last_fired.isoformat() if self.last_fired else None,
+            "cooling_until": (
+                self.cooling_until.isoformat() if self.cooling_until else None
+            ),
+            "description": self.description,
+        }
 
 
 def matches(trigger: TriggerConfig, sample: Sample) -> bool:
@@ -108,7 +116,8 @@ def matches(trigger: TriggerConfig, sample: Sample) -> bool:
     if not sample.conclusive:
         return False
     if trigger.score_below is not None and not (
-            sample.score is not None and sample.score < trigger.score_below):
+        sample.score is not None and sample.score < trigger.score_below
+    ):
         return False
     if trigger.checks_failing:
         failing = set(sample.failing)
@@ -117,8 +126,12 @@ def matches(trigger: TriggerConfig, sample: Sample) -> bool:
     return True
 
 
-def evaluate(trigger: TriggerConfig, samples: list[Sample],
-             last_fired: datetime | None, now: datetime | None = None) -> TriggerState:
+def evaluate(
+    trigger: TriggerConfig,
+    samples: list[Sample],
+    last_fired: datetime | None,
+    now: datetime | None = None,
+) -> TriggerState:
     """The trigger's state given samples newest first and when it last fired."""
     now = now or utcnow()
     streak = 0
@@ -138,8 +151,9 @@ def evaluate(trigger: TriggerConfig, samples: list[Sample],
 
 def last_fired(ws: Workspace, target: str) -> dict[str, datetime]:
     """When each trigger of target last fired (alerts and shadow records)."""
-    rows = ws.journal.events(target, kinds=(ev.TRIGGER_FIRED, TRIGGER_SHADOW),
-                             limit=500)
+    rows = ws.journal.events(
+        target, kinds=(ev.TRIGGER_FIRED, TRIGGER_SHADOW), limit=500
+    )
     fired: dict[str, datetime] = {}
     for row in rows:  # newest first
         name = (row.get("data") or {}).get("trigger")
@@ -168,43 +182,85 @@ def check_trigger_names(target: Target, known: list[str]) -> None:
                 f"trigger {trigger.name!r} of {target.name} names an unknown check "
                 f"{unknown[0]!r}",
                 cause=f"{target.name} runs: {', '.join(known)}",
-                hint="fix checks_failing in dbr.toml")
+                hint="fix checks_failing in dbr.toml",
+            )
 
 
-def fire(ws: Workspace, target: Target, state: TriggerState, sample: Sample, *,
-         cancel: threading.Event | None = None) -> Outcome | None:
-    """Act on a trigger that is due, as its mode says; returns the rollback's outcome."""
+def fire(
+    ws: Workspace,
+    target: Target,
+    state: TriggerState,
+    sample: Sample,
+    *,
+    cancel: threading.Event | None = None,
+) -> Outcome | None:
+    """Act on a due trigger as its mode says; returns the rollback's outcome."""
     trigger = state.trigger
     now = utcnow()
-    data = {"trigger": trigger.name, "strategy": trigger.strategy,
-            "mode": trigger.mode, "state": state.description, "score": sample.score,
-            "failing": sample.failing}
+    data = {
+        "trigger": trigger.name,
+        "strategy": trigger.strategy,
+        "mode": trigger.mode,
+        "state": state.description,
+        "score": sample.score,
+        "failing": sample.failing,
+    }
     if trigger.mode == "shadow":
-        ws.journal.record(Event(
-            kind=TRIGGER_SHADOW, target=target.name, severity=Severity.INFO, at=now,
-            message=f"shadow: trigger {trigger.name!r} would have run "
-                    f"{trigger.strategy} ({state.description})", data=data))
+        ws.journal.record(
+            Event(
+                kind=TRIGGER_SHADOW,
+                target=target.name,
+                severity=Severity.INFO,
+                at=now,
+                message=f"shadow: trigger {trigger.name!r} would have run "
+                f"{trigger.strategy} ({state.description})",
+                data=data,
+            )
+        )
         return None
     if trigger.mode == "suggest":
         try:
             data["plan"] = plan_strategy(ws, target, trigger.strategy).title
         except DbrError as exc:
             data["plan_error"] = str(exc)
-        ws.bus.emit(ev.TRIGGER_FIRED, f"trigger {trigger.name!r} fired "
-                    f"({state.description}); suggests {trigger.strategy}: dbr rollback "
-                    f"plan {target.name} --strategy {trigger.strategy}",
-                    severity=Severity.WARNING, target=target.name, data=data, at=now)
+        ws.bus.emit(
+            ev.TRIGGER_FIRED,
+            f"trigger {trigger.name!r} fired "
+            f"({state.description}); suggests {trigger.strategy}: dbr rollback "
+            f"plan {target.name} --strategy {trigger.strategy}",
+            severity=Severity.WARNING,
+            target=target.name,
+            data=data,
+            at=now,
+        )
         return None
-    ws.bus.emit(ev.TRIGGER_FIRED, f"trigger {trigger.name!r} fired "
-                f"({state.description}); running {trigger.strategy}",
-                severity=Severity.CRITICAL, target=target.name, data=data, at=now)
+    ws.bus.emit(
+        ev.TRIGGER_FIRED,
+        f"trigger {trigger.name!r} fired "
+        f"({state.description}); running {trigger.strategy}",
+        severity=Severity.CRITICAL,
+        target=target.name,
+        data=data,
+        at=now,
+    )
     try:
-        return run_rollback(ws, target, trigger.strategy, trigger=trigger.name,
-                            fired_at=now, cancel=cancel)
+        return run_rollback(
+            ws,
+            target,
+            trigger.strategy,
+            trigger=trigger.name,
+            fired_at=now,
+            cancel=cancel,
+        )
     except DbrError as exc:  # no plan, lock held: the alert says so, the watch goes on
-        ws.bus.emit(ev.OPERATION_FAILED, f"automatic rollback of {target.name} by "
-                    f"{trigger.strategy} did not start: {exc}",
-                    severity=Severity.CRITICAL, target=target.name, data=data)
+        ws.bus.emit(
+            ev.OPERATION_FAILED,
+            f"automatic rollback of {target.name} by "
+            f"{trigger.strategy} did not start: {exc}",
+            severity=Severity.CRITICAL,
+            target=target.name,
+            data=data,
+        )
         return None
 
 
@@ -213,9 +269,11 @@ def fire(ws: Workspace, target: Target, state: TriggerState, sample: Sample, *,
 
 def parse_strategy(strategy: str) -> tuple[str, str]:
     if not STRATEGY_RE.match(strategy):
-        raise ConfigError(f"unknown strategy {strategy!r}",
-                          hint="use notify, downgrade:N, downgrade:REV, "
-                          "restore:latest-verified, restore:latest or restore:ID")
+        raise ConfigError(
+            f"unknown strategy {strategy!r}",
+            hint="use notify, downgrade:N, downgrade:REV, "
+            "restore:latest-verified, restore:latest or restore:ID",
+        )
     kind, _, arg = strategy.partition(":")
     return kind, arg
 
@@ -228,15 +286,19 @@ def plan_strategy(ws: Workspace, target: Target | str, strategy: str) -> Plan:
         return _notify_plan(target, strategy)
     if kind == "downgrade":
         if target.config.alembic is None:
-            raise ConfigError(f"{strategy} needs {target.name}'s Alembic project",
-                              hint=f"set alembic in [targets.{target.name}]")
+            raise ConfigError(
+                f"{strategy} needs {target.name}'s Alembic project",
+                hint=f"set alembic in [targets.{target.name}]",
+            )
         spec = f"-{arg}" if arg.isdigit() else arg
         plan = _engine("core.migrations", "the migration engine", "plan")(
-            target, spec, direction="downgrade", journal=ws.journal)
+            target, spec, direction="downgrade", journal=ws.journal
+        )
     else:
         backup_id = _backup_id(ws, target, arg)
         plan = _engine("core.backups", "the backup engine", "plan_restore")(
-            ws, backup_id, target=target.name)
+            ws, backup_id, target=target.name
+        )
     return _as_rollback(plan, target, strategy)
 
 
@@ -245,30 +307,43 @@ def _backup_id(ws: Workspace, target: Target, which: str) -> str:
     if which not in ("latest", "latest-verified"):
         return which
     backups = _engine("core.backups", "the backup engine", "list_backups")(
-        ws, target.name)
+        ws, target.name
+    )
     complete = [b for b in backups if b.complete]  # newest first
-    chosen = [b for b in complete if b.verified] if which == "latest-verified" \
-        else complete
+    chosen = (
+        [b for b in complete if b.verified] if which == "latest-verified" else complete
+    )
     if not chosen:
         kind = "verified " if which == "latest-verified" else ""
-        raise DbrError(f"{target.name} has no {kind}backup to restore",
-                       cause=f"{len(complete)} complete backup(s), none verified"
-                       if which == "latest-verified" else "the catalog is empty",
-                       hint=f"dbr backup verify, or dbr backup create {target.name}")
+        raise DbrError(
+            f"{target.name} has no {kind}backup to restore",
+            cause=f"{len(complete)} complete backup(s), none verified"
+            if which == "latest-verified"
+            else "the catalog is empty",
+            hint=f"dbr backup verify, or dbr backup create {target.name}",
+        )
     return chosen[0].id
 
 
-def run_rollback(ws: Workspace, target: Target | str, strategy: str, *,
-                 trigger: str | None = None, fired_at: datetime | None = None,
-                 cancel: threading.Event | None = None,
-                 plan: Plan | None = None) -> Outcome:
+def run_rollback(
+    ws: Workspace,
+    target: Target | str,
+    strategy: str,
+    *,
+    trigger: str | None = None,
+    fired_at: datetime | None = None,
+    cancel: threading.Event | None = None,
+    plan: Plan | None = None,
+) -> Outcome:
     """Plan (unless given) and run a strategy; the journal records recovery or not."""
     target = ws.target(target) if isinstance(target, str) else target
     plan = plan or plan_strategy(ws, target, strategy)
-    options = {"strategy": strategy, "trigger": trigger,
-               "triggered_at": fired_at.isoformat() if fired_at else None}
-    return ws.executor.run(plan, target, confirmed=True, cancel=cancel,
-                           options=options)
+    options = {
+        "strategy": strategy,
+        "trigger": trigger,
+        "triggered_at": fired_at.isoformat() if fired_at else None,
+    }
+    return ws.executor.run(plan, target, confirmed=True, cancel=cancel, options=options)
 
 
 def _engine(module: str, words: str, function: str) -> Any:
@@ -279,25 +354,39 @@ def _engine(module: str, words: str, function: str) -> Any:
         engine = None
     found = getattr(engine, function, None)
     if found is None:
-        raise DbrError(f"this strategy needs {words}, which is not available",
-                       cause=f"{module}.{function} is missing from this build",
-                       hint="use the notify strategy, or install a complete dbr")
+        raise DbrError(
+            f"this strategy needs {words}, which is not available",
+            cause=f"{module}.{function} is missing from this build",
+            hint="use the notify strategy, or install a complete dbr",
+        )
     return found
 
 
 def _notify_plan(target: Target, strategy: str) -> Plan:
     def notify(ctx: Context) -> dict[str, Any]:
-        ctx.bus.emit("rollback.notify", f"{target.name} needs a person: its health "
-                     "trigger fired and the strategy is to notify",
-                     severity=Severity.CRITICAL, target=target.name,
-                     operation_id=ctx.operation_id, data={"strategy": strategy})
+        ctx.bus.emit(
+            "rollback.notify",
+            f"{target.name} needs a person: its health "
+            "trigger fired and the strategy is to notify",
+            severity=Severity.CRITICAL,
+            target=target.name,
+            operation_id=ctx.operation_id,
+            data={"strategy": strategy},
+        )
         return {"notified": True}
 
-    step = Step("notify", "send an alert that asks a person to look at "
-                f"{target.name}", run=notify)
-    return Plan(kind="rollback.notify", target=target.name,
-                title=f"notify the on-call about {target.name}", steps=[step],
-                summary={"strategy": strategy})
+    step = Step(
+        "notify",
+        f"send an alert that asks a person to look at {target.name}",
+        run=notify,
+    )
+    return Plan(
+        kind="rollback.notify",
+        target=target.name,
+        title=f"notify the on-call about {target.name}",
+        steps=[step],
+        summary={"strategy": strategy},
+    )
 
 
 def _as_rollback(plan: Plan, target: Target, strategy: str) -> Plan:
@@ -307,12 +396,21 @@ def _as_rollback(plan: Plan, target: Target, strategy: str) -> Plan:
     plan.kind = f"rollback.{strategy.split(':', 1)[0]}"
     plan.title = f"roll back {target.name} by {strategy}: {plan.title}"
     plan.snapshot = True  # the executor records the schema before and after
-    plan.steps.insert(0, Step(
-        "health before", "record a health sample before the rollback",
-        run=_health_before))
-    plan.postconditions.append(Postcondition(
-        f"health recovers: healthy in {health.recovery_samples} samples in a row "
-        f"within {health.recovery_deadline:g} s", check=_recovery))
+    plan.steps.insert(
+        0,
+        Step(
+            "health before",
+            "record a health sample before the rollback",
+            run=_health_before,
+        ),
+    )
+    plan.postconditions.append(
+        Postcondition(
+            f"health recovers: healthy in {health.recovery_samples} samples in a row "
+            f"within {health.recovery_deadline:g} s",
+            check=_recovery,
+        )
+    )
     return plan
 
 
@@ -322,9 +420,13 @@ def _health_before(ctx: Context) -> dict[str, Any]:
         before = monitor.sample(ctx.target)
     finally:
         monitor.close()
-    return {"score": before.score, "healthy": before.healthy,
-            "conclusive": before.conclusive, "failing": before.failing,
-            "explanation": before.explanation}
+    return {
+        "score": before.score,
+        "healthy": before.healthy,
+        "conclusive": before.conclusive,
+        "failing": before.failing,
+        "explanation": before.explanation,
+    }
 
 
 def _recovery(ctx: Context) -> tuple[bool, str]:
@@ -341,8 +443,10 @@ def _recovery(ctx: Context) -> tuple[bool, str]:
             streak = streak + 1 if sample.healthy else 0
             if streak >= health.recovery_samples:
                 break
-            if time.monotonic() - started >= health.recovery_deadline or \
-                    ctx.cancel.wait(health.interval):
+            if (
+                time.monotonic() - started >= health.recovery_deadline
+                or ctx.cancel.wait(health.interval)
+            ):
                 break
     finally:
         monitor.close()
@@ -351,26 +455,41 @@ def _recovery(ctx: Context) -> tuple[bool, str]:
     stopped = not recovered and ctx.cancel.is_set()
     verdict = RECOVERED if recovered else UNCONFIRMED if stopped else STILL_UNHEALTHY
     ctx.results["recovery"] = {
-        "verdict": verdict, "samples": taken, "seconds": seconds,
+        "verdict": verdict,
+        "samples": taken,
+        "seconds": seconds,
         "recovered_at": utcnow().isoformat() if recovered else None,
         "score": sample.score if sample else None,
-        "failing": sample.failing if sample else []}
+        "failing": sample.failing if sample else [],
+    }
     if recovered:
-        detail = (f"recovered: healthy in {streak} samples in a row, score "
-                  f"{sample.score:g}, after {seconds:.1f} s")
-        ctx.bus.emit(ev.HEALTH_RECOVERED, f"{ctx.target.name} recovered after the "
-                     f"rollback (score {sample.score:g})", target=ctx.target.name,
-                     operation_id=ctx.operation_id, data=ctx.results["recovery"])
+        detail = (
+            f"recovered: healthy in {streak} samples in a row, score "
+            f"{sample.score:g}, after {seconds:.1f} s"
+        )
+        ctx.bus.emit(
+            ev.HEALTH_RECOVERED,
+            f"{ctx.target.name} recovered after the rollback (score {sample.score:g})",
+            target=ctx.target.name,
+            operation_id=ctx.operation_id,
+            data=ctx.results["recovery"],
+        )
     elif stopped:
         why = sample.summary if sample else "no sample"
-        detail = (f"recovery not confirmed: stopped after {seconds:.1f} s "
-                  f"({taken} samples), last: {why}")
+        detail = (
+            f"recovery not confirmed: stopped after {seconds:.1f} s "
+            f"({taken} samples), last: {why}"
+        )
         ctx.log(detail, Severity.WARNING)
     else:
         why = sample.summary if sample else "no sample"
         detail = f"still unhealthy after {seconds:.1f} s ({taken} samples): {why}"
-        ctx.bus.emit(ev.HEALTH_DEGRADED, f"{ctx.target.name} is still unhealthy after "
-                     f"the rollback: {why}", severity=Severity.CRITICAL,
-                     target=ctx.target.name, operation_id=ctx.operation_id,
-                     data=ctx.results["recovery"])
+        ctx.bus.emit(
+            ev.HEALTH_DEGRADED,
+            f"{ctx.target.name} is still unhealthy after the rollback: {why}",
+            severity=Severity.CRITICAL,
+            target=ctx.target.name,
+            operation_id=ctx.operation_id,
+            data=ctx.results["recovery"],
+        )
     return recovered, detail

@@ -56,11 +56,16 @@ class _Watched:
 
 
 class Watcher:
-    """Watches targets until stopped; the same object serves `--once` and the console."""
+    """Watches targets until stopped; serves `dbr watch`, `--once` and the console."""
 
-    def __init__(self, ws: Workspace, names: list[str] | None = None, *,
-                 interval: float | None = None,
-                 on_sample: Callable[[Sample], None] | None = None) -> None:
+    def __init__(
+        self,
+        ws: Workspace,
+        names: list[str] | None = None,
+        *,
+        interval: float | None = None,
+        on_sample: Callable[[Sample], None] | None = None,
+    ) -> None:
         self.ws = ws
         _ = ws.journal  # subscribes the journal to the bus before any event
         ws.start_alerts()
@@ -73,16 +78,22 @@ class Watcher:
             needed = max([t.consecutive for t in target.config.triggers] or [1])
             # The samples kept in the store carry a streak across restarts and
             # `--once` runs, as trigger_states() counts it.
-            kept = recent_samples(ws.store, name, needed) if target.config.triggers \
-                else []
+            kept = (
+                recent_samples(ws.store, name, needed) if target.config.triggers else []
+            )
             self.watched[name] = _Watched(
-                target, interval or target.config.health.interval,
-                recent=deque(kept, maxlen=needed), deadline=deadline(target),
-                fired=rollback.last_fired(ws, name) if target.config.triggers else {})
+                target,
+                interval or target.config.health.interval,
+                recent=deque(kept, maxlen=needed),
+                deadline=deadline(target),
+                fired=rollback.last_fired(ws, name) if target.config.triggers else {},
+            )
         self.on_sample = on_sample
         self.stop_event = threading.Event()
-        self.pool = ThreadPoolExecutor(max_workers=min(MAX_WORKERS, len(names) or 1),
-                                       thread_name_prefix="dbr-watch")
+        self.pool = ThreadPoolExecutor(
+            max_workers=min(MAX_WORKERS, len(names) or 1),
+            thread_name_prefix="dbr-watch",
+        )
         self.samples_taken = 0
         self._lock = threading.Lock()
 
@@ -119,8 +130,9 @@ class Watcher:
 
     def run_once(self) -> list[Sample]:
         """One round: sample every target concurrently, alert, evaluate triggers."""
-        futures = [self.pool.submit(self._sample, item, True)
-                   for item in self.watched.values()]
+        futures = [
+            self.pool.submit(self._sample, item, True) for item in self.watched.values()
+        ]
         for future in futures:
             future.result()
         for item in self.watched.values():
@@ -141,8 +153,10 @@ class Watcher:
                 try:
                     item.running.result(timeout=remaining)
                 except TimeoutError:
-                    log.warning("%s: a sample was still running when the watch "
-                                "stopped", item.target.name)
+                    log.warning(
+                        "%s: a sample was still running when the watch stopped",
+                        item.target.name,
+                    )
             if item.acting is not None:
                 # The rollback sees the stop flag and ends between steps.
                 item.acting.join()
@@ -154,8 +168,9 @@ class Watcher:
         try:
             self._observe(item, self.monitor.sample(item.target, guarded=guarded))
         except Exception:  # one target's trouble must never end the watch
-            log.exception("watching %s failed; it is tried again next interval",
-                          item.target.name)
+            log.exception(
+                "watching %s failed; it is tried again next interval", item.target.name
+            )
 
     def _watchdog(self, item: _Watched, now: float) -> None:
         """A probe stuck past its deadline: report the target inconclusive.
@@ -167,8 +182,9 @@ class Watcher:
             return
         item.overdue_next = now + item.interval
         try:
-            self._observe(item, self.monitor.unanswered(item.target, now -
-                                                        item.started))
+            self._observe(
+                item, self.monitor.unanswered(item.target, now - item.started)
+            )
         except Exception:
             log.exception("reporting %s as unanswered failed", item.target.name)
 
@@ -185,25 +201,46 @@ class Watcher:
     def _alert(self, item: _Watched, sample: Sample) -> None:
         """Alerts on changes only; the router groups repeats in the quiet period."""
         name = item.target.name
-        state = (INCONCLUSIVE if not sample.conclusive
-                 else HEALTHY if sample.healthy else UNHEALTHY)
+        state = (
+            INCONCLUSIVE
+            if not sample.conclusive
+            else HEALTHY
+            if sample.healthy
+            else UNHEALTHY
+        )
         failing = tuple(sample.failing)
         before, item.state = item.state, state
         changed_failures = failing != item.failing
         item.failing = failing
-        data = {"score": sample.score, "threshold": sample.threshold,
-                "failing": list(failing), "explanation": sample.explanation}
+        data = {
+            "score": sample.score,
+            "threshold": sample.threshold,
+            "failing": list(failing),
+            "explanation": sample.explanation,
+        }
         if state == UNHEALTHY and (before != UNHEALTHY or changed_failures):
-            self.ws.bus.emit(ev.HEALTH_DEGRADED, f"{name} health degraded: "
-                             f"{sample.summary}", severity=Severity.WARNING,
-                             target=name, data=data)
+            self.ws.bus.emit(
+                ev.HEALTH_DEGRADED,
+                f"{name} health degraded: {sample.summary}",
+                severity=Severity.WARNING,
+                target=name,
+                data=data,
+            )
         elif state == INCONCLUSIVE and before != INCONCLUSIVE:
-            self.ws.bus.emit(ev.HEALTH_INCONCLUSIVE, f"{name} health cannot be "
-                             f"measured: {sample.summary}", severity=Severity.WARNING,
-                             target=name, data=data)
+            self.ws.bus.emit(
+                ev.HEALTH_INCONCLUSIVE,
+                f"{name} health cannot be measured: {sample.summary}",
+                severity=Severity.WARNING,
+                target=name,
+                data=data,
+            )
         elif state == HEALTHY and before in (UNHEALTHY, INCONCLUSIVE):
-            self.ws.bus.emit(ev.HEALTH_RECOVERED, f"{name} health recovered: "
-                             f"{sample.summary}", target=name, data=data)
+            self.ws.bus.emit(
+                ev.HEALTH_RECOVERED,
+                f"{name} health recovered: {sample.summary}",
+                target=name,
+                data=data,
+            )
 
     def _triggers(self, item: _Watched, sample: Sample) -> None:
         item.recent.appendleft(sample)
@@ -217,22 +254,32 @@ class Watcher:
             if not state.due:
                 continue
             item.fired[trigger.name] = utcnow()
-            log.warning("%s: trigger %s fired (%s)", item.target.name, trigger.name,
-                        state.description)
+            log.warning(
+                "%s: trigger %s fired (%s)",
+                item.target.name,
+                trigger.name,
+                state.description,
+            )
             item.acting = threading.Thread(
-                target=self._act, args=(item, state, sample), daemon=True,
-                name=f"dbr-act-{item.target.name}")
+                target=self._act,
+                args=(item, state, sample),
+                daemon=True,
+                name=f"dbr-act-{item.target.name}",
+            )
             item.acting.start()
             return  # one action per target at a time
 
-    def _act(self, item: _Watched, state: rollback.TriggerState,
-             sample: Sample) -> None:
+    def _act(
+        self, item: _Watched, state: rollback.TriggerState, sample: Sample
+    ) -> None:
         try:
-            rollback.fire(self.ws, item.target, state, sample,
-                          cancel=self.stop_event)
+            rollback.fire(self.ws, item.target, state, sample, cancel=self.stop_event)
         except Exception:
-            log.exception("acting on trigger %s of %s failed", state.trigger.name,
-                          item.target.name)
+            log.exception(
+                "acting on trigger %s of %s failed",
+                state.trigger.name,
+                item.target.name,
+            )
 
     # -- exposition -------------------------------------------------------------
 
@@ -274,25 +321,33 @@ class _Collector:
     def collect(self) -> Any:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-        score = GaugeMetricFamily("dbr_health_score", "Health score (0-100); NaN "
-                                  "when inconclusive", labels=["target"])
-        threshold = GaugeMetricFamily("dbr_health_threshold", "Health threshold",
-                                      labels=["target"])
-        healthy = GaugeMetricFamily("dbr_health_healthy", "1 when healthy",
-                                    labels=["target"])
-        conclusive = GaugeMetricFamily("dbr_health_conclusive",
-                                       "1 when the checks could run", labels=["target"])
-        check_ok = GaugeMetricFamily("dbr_health_check_ok", "1 when the check passes",
-                                     labels=["target", "check"])
-        check_value = GaugeMetricFamily("dbr_health_check_value",
-                                        "The check's numeric value",
-                                        labels=["target", "check"])
+        score = GaugeMetricFamily(
+            "dbr_health_score",
+            "Health score (0-100); NaN when inconclusive",
+            labels=["target"],
+        )
+        threshold = GaugeMetricFamily(
+            "dbr_health_threshold", "Health threshold", labels=["target"]
+        )
+        healthy = GaugeMetricFamily(
+            "dbr_health_healthy", "1 when healthy", labels=["target"]
+        )
+        conclusive = GaugeMetricFamily(
+            "dbr_health_conclusive", "1 when the checks could run", labels=["target"]
+        )
+        check_ok = GaugeMetricFamily(
+            "dbr_health_check_ok", "1 when the check passes", labels=["target", "check"]
+        )
+        check_value = GaugeMetricFamily(
+            "dbr_health_check_value",
+            "The check's numeric value",
+            labels=["target", "check"],
+        )
         for name, item in self.watcher.watched.items():
             sample = item.latest
             if sample is None:
                 continue
-            score.add_metric([name], math.nan if sample.score is None
-                             else sample.score)
+            score.add_metric([name], math.nan if sample.score is None else sample.score)
             threshold.add_metric([name], sample.threshold)
             healthy.add_metric([name], float(sample.healthy))
             conclusive.add_metric([name], float(sample.conclusive))
@@ -303,17 +358,21 @@ class _Collector:
         yield from (score, threshold, healthy, conclusive, check_ok, check_value)
 
         summary = self._journal_summary()
-        operations = CounterMetricFamily("dbr_operations", "Operations in the "
-                                         "journal by kind and outcome",
-                                         labels=["kind", "status"])
+        operations = CounterMetricFamily(
+            "dbr_operations",
+            "Operations in the journal by kind and outcome",
+            labels=["kind", "status"],
+        )
         for kind, entry in summary["by_kind"].items():
             for status, count in entry["outcomes"].items():
                 operations.add_metric([kind, status], count)
         yield operations
         recovery = summary["trigger_to_recovery"]
-        to_recovery = GaugeMetricFamily("dbr_trigger_to_recovery_seconds",
-                                        "Seconds from a trigger to recovery",
-                                        labels=["stat"])
+        to_recovery = GaugeMetricFamily(
+            "dbr_trigger_to_recovery_seconds",
+            "Seconds from a trigger to recovery",
+            labels=["stat"],
+        )
         for stat in ("mean", "p95", "last"):
             if recovery[stat] is not None:
                 to_recovery.add_metric([stat], recovery[stat])

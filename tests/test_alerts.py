@@ -80,8 +80,9 @@ def _wait_for(condition: Callable[[], bool], what: str, limit: float = 60.0) -> 
         time.sleep(0.05)
 
 
-def _workspace(tmp_path: Path, url: str, *, timeout: float = 5,
-               retries: int = 1) -> Workspace:
+def _workspace(
+    tmp_path: Path, url: str, *, timeout: float = 5, retries: int = 1
+) -> Workspace:
     db = tmp_path / "app.db"
     engine = make_engine(f"sqlite:///{db}")
     with engine.begin() as conn:
@@ -90,7 +91,7 @@ def _workspace(tmp_path: Path, url: str, *, timeout: float = 5,
     config = tmp_path / "dbr.toml"
     config.write_text(f"""
 [state]
-url = "sqlite:///{tmp_path / 'state.db'}"
+url = "sqlite:///{tmp_path / "state.db"}"
 [targets.app]
 url = "sqlite:///{db}"
 [alerts]
@@ -112,8 +113,13 @@ def test_a_webhook_receives_rollback_alerts(tmp_path: Path, hook: Hook) -> None:
     ws = _workspace(tmp_path, hook.url)
     outcome = run_rollback(ws, "app", "notify")
     assert outcome.ok
-    _wait_for(lambda: any(b["kind"] == ev.OPERATION_SUCCEEDED for b in hook.bodies)
-              or len(hook.bodies) >= 2, "the alerts")
+    _wait_for(
+        lambda: (
+            any(b["kind"] == ev.OPERATION_SUCCEEDED for b in hook.bodies)
+            or len(hook.bodies) >= 2
+        ),
+        "the alerts",
+    )
     ws.close()
     kinds = [b["kind"] for b in hook.bodies]
     assert ev.OPERATION_STARTED in kinds and "rollback.notify" in kinds
@@ -125,8 +131,9 @@ def test_a_webhook_receives_rollback_alerts(tmp_path: Path, hook: Hook) -> None:
     assert _failures(ws) == []
 
 
-def test_a_webhook_answering_500_is_retried_then_journaled(tmp_path: Path,
-                                                           hook: Hook) -> None:
+def test_a_webhook_answering_500_is_retried_then_journaled(
+    tmp_path: Path, hook: Hook
+) -> None:
     hook.mode = "500"
     ws = _workspace(tmp_path, hook.url, retries=1)
     assert run_rollback(ws, "app", "notify").ok
@@ -170,16 +177,16 @@ def test_a_slow_webhook_never_holds_up_a_rollback(tmp_path: Path, hook: Hook) ->
 
 def _router(path: Path, quiet: float) -> tuple[Router, list[Event]]:
     failures: list[Event] = []
-    return Router([JsonLinesSink(path, Severity.INFO)], quiet, failures.append), \
-        failures
+    return Router(
+        [JsonLinesSink(path, Severity.INFO)], quiet, failures.append
+    ), failures
 
 
 def _lines(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-def test_repeated_health_alerts_are_grouped_in_the_quiet_period(
-        tmp_path: Path) -> None:
+def test_repeated_health_alerts_are_grouped_in_the_quiet_period(tmp_path: Path) -> None:
     path = tmp_path / "alerts.jsonl"
     router, failures = _router(path, quiet=300)
     for _ in range(4):
@@ -187,11 +194,12 @@ def test_repeated_health_alerts_are_grouped_in_the_quiet_period(
     router(Event(ev.HEALTH_DEGRADED, "b degraded", Severity.WARNING, target="b"))
     router(Event(ev.OPERATION_FAILED, "a failed", Severity.CRITICAL, target="a"))
     router(Event(ev.HEALTH_RECOVERED, "a recovered", target="a"))
-    router(Event(ev.HEALTH_DEGRADED, "a degraded again", Severity.WARNING,
-                 target="a"))
+    router(Event(ev.HEALTH_DEGRADED, "a degraded again", Severity.WARNING, target="a"))
     messages = [line["message"] for line in _lines(path)]
     assert messages == [
-        "a degraded", "b degraded", "a failed",
+        "a degraded",
+        "b degraded",
+        "a failed",
         "a recovered (3 similar alerts grouped in the quiet period)",
         "a degraded again",
     ]
@@ -199,7 +207,8 @@ def test_repeated_health_alerts_are_grouped_in_the_quiet_period(
 
 
 def test_a_severer_repeat_is_sent_and_a_late_one_carries_the_count(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     path = tmp_path / "alerts.jsonl"
     router, _ = _router(path, quiet=0.3)
     router(Event(ev.HEALTH_DEGRADED, "warn", Severity.WARNING, target="a"))
@@ -219,21 +228,58 @@ def test_a_severer_repeat_is_sent_and_a_late_one_carries_the_count(
 def test_step_progress_and_samples_never_reach_a_sink(tmp_path: Path) -> None:
     path = tmp_path / "alerts.jsonl"
     router, _ = _router(path, quiet=300)
-    for kind in (ev.HEALTH_SAMPLED, ev.STEP_PROGRESS, ev.STEP_STARTED,
-                 ev.STEP_FINISHED):
+    for kind in (
+        ev.HEALTH_SAMPLED,
+        ev.STEP_PROGRESS,
+        ev.STEP_STARTED,
+        ev.STEP_FINISHED,
+    ):
         router(Event(kind, kind, target="a"))
     router(Event(ev.TRIGGER_FIRED, "fired", Severity.WARNING, target="a"))
     assert [line["kind"] for line in _lines(path)] == [ev.TRIGGER_FIRED]
 
 
 def test_dbr_rollback_run_delivers_its_alerts_before_it_exits(
-        tmp_path: Path, hook: Hook, capsys: pytest.CaptureFixture) -> None:
+    tmp_path: Path, hook: Hook, capsys: pytest.CaptureFixture
+) -> None:
     from console.cli import main
 
     _workspace(tmp_path, hook.url).close()
-    code = main(["--config", str(tmp_path / "dbr.toml"), "rollback", "run", "app",
-                 "--strategy", "notify", "--yes"])
+    code = main(
+        [
+            "--config",
+            str(tmp_path / "dbr.toml"),
+            "rollback",
+            "run",
+            "app",
+            "--strategy",
+            "notify",
+            "--yes",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     # No waiting here: the command flushed the webhook queue before returning.
     kinds = [b["kind"] for b in hook.bodies]
     assert ev.OPERATION_STARTED in kinds and "rollback.notify" in kinds
+
+
+def test_an_alert_with_data_json_cannot_encode_is_still_delivered(
+    tmp_path: Path, hook: Hook
+) -> None:
+    from datetime import UTC, datetime
+
+    ws = _workspace(tmp_path, hook.url)
+    ws.start_alerts()
+    ws.bus.emit(
+        ev.BACKUP_FAILED,
+        "backup failed",
+        severity=Severity.CRITICAL,
+        target="app",
+        data={"when": datetime(2026, 1, 2, tzinfo=UTC)},
+    )
+    ws.bus.emit(
+        ev.VERIFY_FAILED, "verify failed", severity=Severity.CRITICAL, target="app"
+    )
+    ws.close()  # waits for the queue to drain
+    assert [b["kind"] for b in hook.bodies] == [ev.BACKUP_FAILED, ev.VERIFY_FAILED]
+    assert hook.bodies[0]["data"]["when"].startswith("2026-01-02")

@@ -28,20 +28,23 @@ def _health(**kwargs: object) -> HealthConfig:
 def _make_orders(url: str) -> None:
     engine = make_engine(url)
     with engine.begin() as conn:
-        conn.execute(sa.text("create table orders (id integer primary key, "
-                             "total integer)"))
+        conn.execute(
+            sa.text("create table orders (id integer primary key, total integer)")
+        )
         conn.execute(sa.text("insert into orders (id, total) values (1, 10), (2, 20)"))
     engine.dispose()
 
 
-ORDERS = CheckConfig(name="orders exist", sql="select count(*) from orders", min=1,
-                     weight=3, timeout=2)
+ORDERS = CheckConfig(
+    name="orders exist", sql="select count(*) from orders", min=1, weight=3, timeout=2
+)
 
 
 def test_every_built_in_check_passes_on_a_sound_database(any_url: str) -> None:
     _make_orders(any_url)
-    target = make_target(any_url, critical_tables=("orders",),
-                         health=_health(checks=(ORDERS,)))
+    target = make_target(
+        any_url, critical_tables=("orders",), health=_health(checks=(ORDERS,))
+    )
     monitor = Monitor(None)
     try:
         sample = monitor.sample(target, keep=False)
@@ -52,16 +55,20 @@ def test_every_built_in_check_passes_on_a_sound_database(any_url: str) -> None:
     names = [c.name for c in sample.checks]
     assert names[:3] == ["round trip", "latency", "critical tables"]
     assert names[-1] == "orders exist"
-    expected = {"postgresql": "blocked sessions", "mysql": "threads running",
-                "sqlite": "quick_check"}[target.dialect]
+    expected = {
+        "postgresql": "blocked sessions",
+        "mysql": "threads running",
+        "sqlite": "quick_check",
+    }[target.dialect]
     assert expected in names
     assert sample.check("orders exist").value == 2
 
 
 def test_a_dropped_table_fails_its_check_and_lowers_the_score(any_url: str) -> None:
     _make_orders(any_url)
-    target = make_target(any_url, critical_tables=("orders",),
-                         health=_health(checks=(ORDERS,)))
+    target = make_target(
+        any_url, critical_tables=("orders",), health=_health(checks=(ORDERS,))
+    )
     engine = make_engine(any_url)
     with engine.begin() as conn:
         conn.execute(sa.text("drop table orders"))
@@ -80,15 +87,19 @@ def test_a_dropped_table_fails_its_check_and_lowers_the_score(any_url: str) -> N
     assert sample.score == round(100 * (total - 3 - 2) / total, 1)
     lowered = {item["check"]: item["points"] for item in sample.lowered_by}
     assert lowered["orders exist"] == round(100 * 3 / total, 1)
-    assert any(line.startswith(f"-{lowered['orders exist']:g} orders exist")
-               for line in sample.explanation)
+    assert any(
+        line.startswith(f"-{lowered['orders exist']:g} orders exist")
+        for line in sample.explanation
+    )
 
 
 def test_a_table_locked_by_another_session_makes_its_check_time_out(
-        any_url: str, tmp_path: Path) -> None:
+    any_url: str, tmp_path: Path
+) -> None:
     _make_orders(any_url)
-    check = CheckConfig(name="orders exist", sql="select count(*) from orders",
-                        min=1, timeout=1)
+    check = CheckConfig(
+        name="orders exist", sql="select count(*) from orders", min=1, timeout=1
+    )
     target = make_target(any_url, health=_health(checks=(check,)))
     holder = make_engine(any_url)
     conn = holder.connect()
@@ -121,8 +132,9 @@ def test_a_table_locked_by_another_session_makes_its_check_time_out(
 
 @pytest.mark.postgres
 def test_a_slow_check_is_stopped_by_its_timeout(pg_url: str) -> None:
-    slow = CheckConfig(name="slow", sql="select 1 from pg_sleep(30)", min=1,
-                       timeout=0.5, required=True)
+    slow = CheckConfig(
+        name="slow", sql="select 1 from pg_sleep(30)", min=1, timeout=0.5, required=True
+    )
     target = make_target(pg_url, health=_health(checks=(slow,)))
     monitor = Monitor(None)
     try:
@@ -168,10 +180,11 @@ def test_a_server_that_refuses_connections_gives_an_inconclusive_sample() -> Non
 
 def test_a_non_numeric_or_empty_answer_fails_the_check(sqlite_url: str) -> None:
     _make_orders(sqlite_url)
-    checks = (CheckConfig(name="text", sql="select 'abc'", min=0),
-              CheckConfig(name="empty", sql="select id from orders where id < 0",
-                          max=1),
-              CheckConfig(name="too many", sql="select count(*) from orders", max=1))
+    checks = (
+        CheckConfig(name="text", sql="select 'abc'", min=0),
+        CheckConfig(name="empty", sql="select id from orders where id < 0", max=1),
+        CheckConfig(name="too many", sql="select count(*) from orders", max=1),
+    )
     target = make_target(sqlite_url, health=_health(checks=checks))
     monitor = Monitor(None)
     sample = monitor.sample(target, keep=False)
@@ -189,8 +202,9 @@ def test_alembic_heads_compares_the_database_with_the_project(tmp_path: Path) ->
     from core.config import load
 
     settings = load(config)
-    target = make_target(settings.targets["shop"].url,
-                         alembic=settings.targets["shop"].alembic)
+    target = make_target(
+        settings.targets["shop"].url, alembic=settings.targets["shop"].alembic
+    )
     monitor = Monitor(None)
     assert monitor.sample(target, keep=False).check("alembic heads").status == OK
     engine = make_engine(target.url)
@@ -203,8 +217,9 @@ def test_alembic_heads_compares_the_database_with_the_project(tmp_path: Path) ->
     monitor.close()
 
 
-def test_samples_are_kept_with_bounded_retention(sqlite_url: str,
-                                                 state_url: str) -> None:
+def test_samples_are_kept_with_bounded_retention(
+    sqlite_url: str, state_url: str
+) -> None:
     _make_orders(sqlite_url)
     target = make_target(sqlite_url, name="kept", health=_health(keep_samples=10))
     store = Store(state_url)
@@ -224,8 +239,12 @@ def test_samples_from_many_threads_share_one_monitor(sqlite_url: str) -> None:
     targets = [make_target(sqlite_url, name=f"t{i}") for i in range(6)]
     monitor = Monitor(None)
     results: list[bool] = []
-    threads = [threading.Thread(target=lambda t=t: results.append(
-        monitor.sample(t, keep=False).healthy)) for t in targets]
+    threads = [
+        threading.Thread(
+            target=lambda t=t: results.append(monitor.sample(t, keep=False).healthy)
+        )
+        for t in targets
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -234,14 +253,15 @@ def test_samples_from_many_threads_share_one_monitor(sqlite_url: str) -> None:
     assert results == [True] * 6
 
 
-def test_dbr_health_json_and_exit_status(tmp_path: Path,
-                                         capsys: pytest.CaptureFixture) -> None:
+def test_dbr_health_json_and_exit_status(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     db = tmp_path / "shop.db"
     _make_orders(f"sqlite:///{db}")
     config = tmp_path / "dbr.toml"
     config.write_text(f"""
 [state]
-url = "sqlite:///{tmp_path / 'state.db'}"
+url = "sqlite:///{tmp_path / "state.db"}"
 [targets.shop]
 url = "sqlite:///{db}"
 [targets.shop.health]
@@ -288,8 +308,7 @@ def test_a_server_that_accepts_but_never_answers_is_inconclusive(scheme: str) ->
     thread = threading.Thread(target=hold, daemon=True)
     thread.start()
     port = listener.getsockname()[1]
-    target = make_target(f"{scheme}://u@127.0.0.1:{port}/x",
-                         health=_health(timeout=1))
+    target = make_target(f"{scheme}://u@127.0.0.1:{port}/x", health=_health(timeout=1))
     monitor = Monitor(None)
     try:
         sample = monitor.sample(target, keep=False)
@@ -306,7 +325,8 @@ def test_a_server_that_accepts_but_never_answers_is_inconclusive(scheme: str) ->
 
 @pytest.mark.postgres
 def test_postgresql_blocked_sessions_and_long_transactions(
-        pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from core.health import postgresql
 
     monkeypatch.setattr(postgresql, "BLOCKED_FOR", 0.2)
@@ -330,8 +350,10 @@ def test_postgresql_blocked_sessions_and_long_transactions(
         while True:  # until the sessions have waited longer than the limits
             sample = monitor.sample(target, keep=False)
             failing = set(sample.failing)
-            if {"blocked sessions", "long transactions"} <= failing or \
-                    time.monotonic() > deadline:
+            if {
+                "blocked sessions",
+                "long transactions",
+            } <= failing or time.monotonic() > deadline:
                 break
             time.sleep(0.1)
     finally:

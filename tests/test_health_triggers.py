@@ -19,8 +19,9 @@ from core.watch import Watcher
 from core.workspace import Workspace
 
 
-def _workspace(tmp_path: Path, trigger: str, *, url: str | None = None,
-               health_extra: str = "") -> Workspace:
+def _workspace(
+    tmp_path: Path, trigger: str, *, url: str | None = None, health_extra: str = ""
+) -> Workspace:
     db = tmp_path / "app.db"
     if url is None:
         engine = make_engine(f"sqlite:///{db}")
@@ -32,7 +33,7 @@ def _workspace(tmp_path: Path, trigger: str, *, url: str | None = None,
     config = tmp_path / "dbr.toml"
     config.write_text(f"""
 [state]
-url = "sqlite:///{tmp_path / 'state.db'}"
+url = "sqlite:///{tmp_path / "state.db"}"
 [targets.app]
 url = "{url}"
 [targets.app.health]
@@ -49,7 +50,7 @@ weight = 20
 quiet_period = 300
 [[alerts.sinks]]
 type = "jsonl"
-path = "{tmp_path / 'alerts.jsonl'}"
+path = "{tmp_path / "alerts.jsonl"}"
 """)
     return Workspace.open(config)
 
@@ -126,7 +127,8 @@ def test_cooldown_holds_across_samples_and_watcher_restarts(tmp_path: Path) -> N
 
 def test_without_cooldown_a_new_streak_is_needed_to_fire_again(tmp_path: Path) -> None:
     trigger = SUGGEST.replace("consecutive = 3", "consecutive = 2").replace(
-        "cooldown = 3600", "cooldown = 0")
+        "cooldown = 3600", "cooldown = 0"
+    )
     ws = _workspace(tmp_path, trigger)
     _switch(tmp_path, False)
     watcher = Watcher(ws)
@@ -139,7 +141,8 @@ def test_without_cooldown_a_new_streak_is_needed_to_fire_again(tmp_path: Path) -
 
 def test_shadow_mode_only_records_what_it_would_have_done(tmp_path: Path) -> None:
     trigger = SUGGEST.replace('mode = "suggest"', 'mode = "shadow"').replace(
-        "consecutive = 3", "consecutive = 1")
+        "consecutive = 3", "consecutive = 1"
+    )
     ws = _workspace(tmp_path, trigger)
     _switch(tmp_path, False)
     watcher = Watcher(ws)
@@ -192,9 +195,11 @@ def test_inconclusive_samples_alert_but_never_act(tmp_path: Path) -> None:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     trigger = SUGGEST.replace('mode = "suggest"', 'mode = "auto"').replace(
-        "consecutive = 3", "consecutive = 1")
-    ws = _workspace(tmp_path, trigger,
-                    url=f"postgresql+psycopg://postgres@127.0.0.1:{port}/x")
+        "consecutive = 3", "consecutive = 1"
+    )
+    ws = _workspace(
+        tmp_path, trigger, url=f"postgresql+psycopg://postgres@127.0.0.1:{port}/x"
+    )
     watcher = Watcher(ws)
     for _ in range(3):
         [sample] = watcher.run_once()
@@ -208,21 +213,54 @@ def test_inconclusive_samples_alert_but_never_act(tmp_path: Path) -> None:
 
 
 def test_rollback_plan_and_run_notify_from_the_cli(
-        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     _workspace(tmp_path, SUGGEST).close()
     config = str(tmp_path / "dbr.toml")
-    assert main(["--config", config, "rollback", "plan", "app", "--strategy",
-                 "notify", "--json"]) == 0
+    assert (
+        main(
+            [
+                "--config",
+                config,
+                "rollback",
+                "plan",
+                "app",
+                "--strategy",
+                "notify",
+                "--json",
+            ]
+        )
+        == 0
+    )
     plan = json.loads(capsys.readouterr().out)
     assert plan["kind"] == "rollback.notify" and plan["steps"][0]["name"] == "notify"
-    assert main(["--config", config, "rollback", "run", "app", "--strategy",
-                 "notify"]) == 3  # not confirmed, not interactive
+    assert (
+        main(["--config", config, "rollback", "run", "app", "--strategy", "notify"])
+        == 3
+    )  # not confirmed, not interactive
     capsys.readouterr()
-    assert main(["--config", config, "rollback", "run", "app", "--strategy",
-                 "notify", "--yes"]) == 0
+    assert (
+        main(
+            [
+                "--config",
+                config,
+                "rollback",
+                "run",
+                "app",
+                "--strategy",
+                "notify",
+                "--yes",
+            ]
+        )
+        == 0
+    )
     assert "SUCCEEDED" in capsys.readouterr().out
-    assert main(["--config", config, "rollback", "plan", "app", "--strategy",
-                 "downgrade:1"]) == 2  # no Alembic project configured
+    assert (
+        main(
+            ["--config", config, "rollback", "plan", "app", "--strategy", "downgrade:1"]
+        )
+        == 2
+    )  # no Alembic project configured
     assert "needs app's Alembic project" in capsys.readouterr().err
 
 
@@ -259,8 +297,9 @@ path = "alerts.jsonl"
 """
 
 
-def test_an_auto_trigger_downgrades_and_records_recovery(tmp_path: Path,
-                                                         capsys) -> None:
+def test_an_auto_trigger_downgrades_and_records_recovery(
+    tmp_path: Path, capsys
+) -> None:
     from core.demo import init_demo
 
     config = init_demo(tmp_path / "demo")
@@ -287,8 +326,10 @@ def test_an_auto_trigger_downgrades_and_records_recovery(tmp_path: Path,
     assert before["detail"]["healthy"] is False
     engine = make_engine(ws.target("shop").url)
     with engine.connect() as conn:
-        assert conn.execute(sa.text("select version_num from alembic_version")
-                            ).scalar() == "60e91c"
+        assert (
+            conn.execute(sa.text("select version_num from alembic_version")).scalar()
+            == "60e91c"
+        )
     engine.dispose()
     assert health.sample(ws, "shop").healthy
     summary = metrics.summary(ws.journal)
@@ -313,10 +354,10 @@ def _rows_workspace(tmp_path: Path) -> Workspace:
     config = tmp_path / "dbr.toml"
     config.write_text(f"""
 [state]
-url = "sqlite:///{tmp_path / 'state.db'}"
+url = "sqlite:///{tmp_path / "state.db"}"
 [targets.app]
 url = "sqlite:///{db}"
-backup_dir = "{tmp_path / 'backups'}"
+backup_dir = "{tmp_path / "backups"}"
 [targets.app.health]
 interval = 0.2
 recovery_samples = 2
@@ -349,8 +390,9 @@ def test_an_auto_trigger_restores_the_latest_verified_backup(tmp_path: Path) -> 
     watcher.close()
     assert sample.failing == ["rows in t"]
     [entry] = ws.journal.operations("app", kind="rollback.*")
-    assert entry["kind"] == "rollback.restore" and entry["status"] == "succeeded", \
+    assert entry["kind"] == "rollback.restore" and entry["status"] == "succeeded", (
         entry["error"]
+    )
     assert entry["plan"]["engine_kind"] == "backup.restore"
     assert entry["result"]["results"]["recovery"]["verdict"] == "recovered"
     with engine.connect() as conn:
@@ -360,7 +402,8 @@ def test_an_auto_trigger_restores_the_latest_verified_backup(tmp_path: Path) -> 
 
 
 def test_restore_without_a_verified_backup_is_refused_and_alerted(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     from core.errors import DbrError
     from core.rollback import plan_strategy
 
@@ -377,27 +420,43 @@ def test_restore_without_a_verified_backup_is_refused_and_alerted(
     assert ws.journal.operations("app") == []
     [failed] = ws.journal.events("app", kinds=(ev.OPERATION_FAILED,))
     assert failed["severity"] == "critical"
-    assert "did not start" in failed["message"] and "no verified backup" in \
-        failed["message"]
+    assert (
+        "did not start" in failed["message"]
+        and "no verified backup" in failed["message"]
+    )
     ws.close()
 
 
 def test_rollback_run_records_still_unhealthy_when_health_does_not_return(
-        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     from core.demo import init_demo
 
     config = init_demo(tmp_path / "demo")
-    config.write_text(DEMO_TOML.replace("recovery_deadline = 60",
-                                        "recovery_deadline = 1") + """
+    config.write_text(
+        DEMO_TOML.replace("recovery_deadline = 60", "recovery_deadline = 1")
+        + """
 [[targets.shop.health.checks]]
 name = "never passes"
 sql = "select 0"
 min = 1
 weight = 1
 required = true
-""")
-    code = main(["--config", str(config), "rollback", "run", "shop", "--strategy",
-                 "downgrade:1", "--yes", "--json"])
+"""
+    )
+    code = main(
+        [
+            "--config",
+            str(config),
+            "rollback",
+            "run",
+            "shop",
+            "--strategy",
+            "downgrade:1",
+            "--yes",
+            "--json",
+        ]
+    )
     outcome = json.loads(capsys.readouterr().out)
     assert code == 1
     assert outcome["status"] == "failed"
@@ -416,8 +475,7 @@ required = true
     ws.close()
 
 
-def test_stopping_during_the_recovery_check_records_unconfirmed(
-        tmp_path: Path) -> None:
+def test_stopping_during_the_recovery_check_records_unconfirmed(tmp_path: Path) -> None:
     import threading
 
     from core.demo import init_demo
@@ -430,7 +488,8 @@ def test_stopping_during_the_recovery_check_records_unconfirmed(
 
     def stop_after_downgrade(event: ev.Event) -> None:
         if event.kind == ev.STEP_FINISHED and event.data.get("step", "").startswith(
-                "downgrade"):
+            "downgrade"
+        ):
             cancel.set()  # as SIGTERM to `dbr watch` would, between steps
 
     ws.bus.subscribe(stop_after_downgrade)
@@ -445,7 +504,8 @@ def test_stopping_during_the_recovery_check_records_unconfirmed(
 
 
 def test_watch_once_from_cron_continues_the_streak(
-        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     _workspace(tmp_path, SUGGEST).close()
     _switch(tmp_path, False)
     config = str(tmp_path / "dbr.toml")

@@ -53,22 +53,45 @@ class ThrowawayPostgres:
         self.run_as = ["runuser", "-u", "nobody", "--"] if os.getuid() == 0 else []
         if self.run_as:
             shutil.chown(self.dir, "nobody")
-        self._run(PG_BIN / "initdb", "-D", str(self.data), "-U", "postgres",
-                  "--auth=trust", "--no-sync")
+        self._run(
+            PG_BIN / "initdb",
+            "-D",
+            str(self.data),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "--no-sync",
+        )
 
     def _run(self, *args: object) -> None:
-        subprocess.run([*self.run_as, *map(str, args)], check=True,
-                       capture_output=True, timeout=120)
+        subprocess.run(
+            [*self.run_as, *map(str, args)],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
 
     @property
     def url(self) -> str:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
 
     def start(self) -> None:
-        options = (f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 "
-                   "-c fsync=off")
-        self._run(PG_BIN / "pg_ctl", "-D", str(self.data), "-o", options,
-                  "-l", str(self.dir / "log"), "-w", "-t", "60", "start")
+        options = (
+            f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off"
+        )
+        self._run(
+            PG_BIN / "pg_ctl",
+            "-D",
+            str(self.data),
+            "-o",
+            options,
+            "-l",
+            str(self.dir / "log"),
+            "-w",
+            "-t",
+            "60",
+            "start",
+        )
 
     def pid(self) -> int | None:
         pidfile = self.data / "postmaster.pid"
@@ -82,8 +105,10 @@ class ThrowawayPostgres:
         if pid is None:
             return
         os.kill(pid, signal.SIGINT)
-        _wait_for(lambda: not (self.data / "postmaster.pid").exists(),
-                  "the throwaway server to stop")
+        _wait_for(
+            lambda: not (self.data / "postmaster.pid").exists(),
+            "the throwaway server to stop",
+        )
 
     def processes(self) -> list[int]:
         """The postmaster and its children: every process of this instance."""
@@ -124,10 +149,14 @@ def throwaway_pg() -> Iterator[ThrowawayPostgres]:
 def _config(tmp_path: Path, targets: dict[str, str], extra: str = "") -> Path:
     lines = [f'[state]\nurl = "sqlite:///{tmp_path / "state.db"}"']
     for name, url in targets.items():
-        lines.append(f'[targets.{name}]\nurl = "{url}"\n[targets.{name}.health]\n'
-                     f"interval = 0.3\ntimeout = 2\n{extra}")
-    lines.append(f'[alerts]\nquiet_period = 300\n[[alerts.sinks]]\ntype = "jsonl"\n'
-                 f'path = "{tmp_path / "alerts.jsonl"}"')
+        lines.append(
+            f'[targets.{name}]\nurl = "{url}"\n[targets.{name}.health]\n'
+            f"interval = 0.3\ntimeout = 2\n{extra}"
+        )
+    lines.append(
+        f'[alerts]\nquiet_period = 300\n[[alerts.sinks]]\ntype = "jsonl"\n'
+        f'path = "{tmp_path / "alerts.jsonl"}"'
+    )
     path = tmp_path / "dbr.toml"
     path.write_text("\n".join(lines))
     return path
@@ -143,13 +172,19 @@ def _sqlite(tmp_path: Path, name: str = "app") -> str:
 
 
 def test_watch_survives_its_server_stopping_and_starting_again(
-        tmp_path: Path, throwaway_pg: ThrowawayPostgres) -> None:
+    tmp_path: Path, throwaway_pg: ThrowawayPostgres
+) -> None:
     ws = Workspace.open(_config(tmp_path, {"pg": throwaway_pg.url}))
     seen: list[str] = []
 
     def record(sample: object) -> None:
-        seen.append("healthy" if sample.healthy else
-                    "unhealthy" if sample.conclusive else "inconclusive")
+        seen.append(
+            "healthy"
+            if sample.healthy
+            else "unhealthy"
+            if sample.conclusive
+            else "inconclusive"
+        )
 
     watcher = Watcher(ws, on_sample=record)
     stop = threading.Event()
@@ -168,23 +203,28 @@ def test_watch_survives_its_server_stopping_and_starting_again(
     kinds = [e["kind"] for e in reversed(ws.journal.events("pg"))]
     assert kinds.index(ev.HEALTH_INCONCLUSIVE) < kinds.index(ev.HEALTH_RECOVERED)
     assert ws.journal.operations("pg") == []  # an unreachable server is never acted on
-    alerts = [json.loads(line) for line in
-              (tmp_path / "alerts.jsonl").read_text().splitlines()]
-    assert [a["kind"] for a in alerts] == [ev.HEALTH_INCONCLUSIVE,
-                                           ev.HEALTH_RECOVERED]
+    alerts = [
+        json.loads(line)
+        for line in (tmp_path / "alerts.jsonl").read_text().splitlines()
+    ]
+    assert [a["kind"] for a in alerts] == [ev.HEALTH_INCONCLUSIVE, ev.HEALTH_RECOVERED]
     ws.close()
 
 
 def _start_watch(config: Path, *args: str) -> subprocess.Popen:
-    return subprocess.Popen([str(DBR), "--config", str(config), "watch", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [str(DBR), "--config", str(config), "watch", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_watch_stops_cleanly_on_sigterm_and_ctrl_c(tmp_path: Path,
-                                                   signum: int) -> None:
-    config = _config(tmp_path, {"a": _sqlite(tmp_path, "a"),
-                                "b": _sqlite(tmp_path, "b")})
+def test_watch_stops_cleanly_on_sigterm_and_ctrl_c(tmp_path: Path, signum: int) -> None:
+    config = _config(
+        tmp_path, {"a": _sqlite(tmp_path, "a"), "b": _sqlite(tmp_path, "b")}
+    )
     process = _start_watch(config)
     try:
         first = process.stdout.readline()
@@ -201,11 +241,17 @@ def test_watch_stops_cleanly_on_sigterm_and_ctrl_c(tmp_path: Path,
 
 
 def test_watch_once_samples_every_target(tmp_path: Path) -> None:
-    config = _config(tmp_path, {"a": _sqlite(tmp_path, "a"),
-                                "gone": f"sqlite:///{tmp_path / 'gone.db'}"})
-    result = subprocess.run([str(DBR), "--config", str(config), "watch", "--once",
-                             "--json"], capture_output=True, text=True, timeout=120,
-                            check=False)
+    config = _config(
+        tmp_path,
+        {"a": _sqlite(tmp_path, "a"), "gone": f"sqlite:///{tmp_path / 'gone.db'}"},
+    )
+    result = subprocess.run(
+        [str(DBR), "--config", str(config), "watch", "--once", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert result.returncode == 1  # one target is not healthy
     samples = {s["target"]: s for s in json.loads(result.stdout)}
     assert samples["a"]["healthy"] is True
@@ -235,18 +281,25 @@ def test_watch_serves_prometheus_metrics_on_loopback(tmp_path: Path) -> None:
 
 def test_watch_names_a_missing_target(tmp_path: Path) -> None:
     config = _config(tmp_path, {"a": _sqlite(tmp_path, "a")})
-    result = subprocess.run([str(DBR), "--config", str(config), "watch", "nope",
-                             "--once"], capture_output=True, text=True, timeout=60,
-                            check=False)
+    result = subprocess.run(
+        [str(DBR), "--config", str(config), "watch", "nope", "--once"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 2
     assert "no target named 'nope'" in result.stderr
 
 
 def test_dbr_health_watch_streams_json_samples_until_ctrl_c(tmp_path: Path) -> None:
     config = _config(tmp_path, {"a": _sqlite(tmp_path, "a")})
-    process = subprocess.Popen([str(DBR), "--config", str(config), "health", "a",
-                                "--watch", "--json"], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [str(DBR), "--config", str(config), "health", "a", "--watch", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         first = json.loads(process.stdout.readline())
         second = json.loads(process.stdout.readline())
@@ -262,7 +315,8 @@ def test_dbr_health_watch_streams_json_samples_until_ctrl_c(tmp_path: Path) -> N
 
 
 def test_a_hung_server_is_reported_inconclusive_without_piling_up_threads(
-        tmp_path: Path, throwaway_pg: ThrowawayPostgres) -> None:
+    tmp_path: Path, throwaway_pg: ThrowawayPostgres
+) -> None:
     # A tight timeout makes the deadline short: a hung probe is overdue quickly.
     path = _config(tmp_path, {"pg": throwaway_pg.url})
     path.write_text(path.read_text().replace("timeout = 2", "timeout = 0.2"))
@@ -276,8 +330,10 @@ def test_a_hung_server_is_reported_inconclusive_without_piling_up_threads(
         _wait_for(lambda: seen and seen[-1].healthy, "a healthy sample")
         throwaway_pg.freeze(True)
         try:
-            _wait_for(lambda: len([s for s in seen if not s.conclusive]) >= 3,
-                      "three inconclusive samples from the hung server")
+            _wait_for(
+                lambda: len([s for s in seen if not s.conclusive]) >= 3,
+                "three inconclusive samples from the hung server",
+            )
             threads = threading.active_count()
         finally:
             throwaway_pg.freeze(False)

@@ -27,40 +27,78 @@ from core.secrets import redact
 
 
 def register(commands: Any) -> None:
-    check = add_command(commands, "health", cmd_health,
-                        "measure a target's health once (exit 1 when not healthy)")
+    check = add_command(
+        commands,
+        "health",
+        cmd_health,
+        "measure a target's health once (exit 1 when not healthy)",
+    )
     check.add_argument("target")
-    check.add_argument("--watch", action="store_true",
-                       help="keep sampling at the target's interval until Ctrl-C")
+    check.add_argument(
+        "--watch",
+        action="store_true",
+        help="keep sampling at the target's interval until Ctrl-C",
+    )
 
     verbs = commands.add_parser("rollback", help="plan or run a rollback strategy")
     sub = verbs.add_subparsers(dest="verb", metavar="VERB", required=True)
     for name, handler, text in (
-            ("plan", cmd_rollback_plan, "show the plan a strategy makes"),
-            ("run", cmd_rollback_run, "run a strategy, then measure recovery")):
+        ("plan", cmd_rollback_plan, "show the plan a strategy makes"),
+        ("run", cmd_rollback_run, "run a strategy, then measure recovery"),
+    ):
         parser = add_command(sub, name, handler, text)
         parser.add_argument("target")
-        parser.add_argument("--strategy", required=True, metavar="S",
-                            help="notify, downgrade:N, downgrade:REV, "
-                            "restore:latest-verified, restore:latest or restore:ID")
+        parser.add_argument(
+            "--strategy",
+            required=True,
+            metavar="S",
+            help="notify, downgrade:N, downgrade:REV, "
+            "restore:latest-verified, restore:latest or restore:ID",
+        )
         if name == "run":
-            parser.add_argument("--yes", action="store_true",
-                                help="confirm without a prompt")
-            parser.add_argument("--no-safety-backup", action="store_true",
-                                help="skip the safety backup (the journal records it)")
-            parser.add_argument("--break-lock", action="store_true",
-                                help="break a stale lock left by a dead process")
+            parser.add_argument(
+                "--yes", action="store_true", help="confirm without a prompt"
+            )
+            parser.add_argument(
+                "--no-safety-backup",
+                action="store_true",
+                help="skip the safety backup (the journal records it)",
+            )
+            parser.add_argument(
+                "--break-lock",
+                action="store_true",
+                help="break a stale lock left by a dead process",
+            )
 
-    watch = add_command(commands, "watch", cmd_watch,
-                        "monitor targets, alert, and act on triggers (Ctrl-C stops)")
-    watch.add_argument("targets", nargs="*", metavar="TARGET",
-                       help="the targets to watch (default: all)")
-    watch.add_argument("--metrics-port", type=int, metavar="N",
-                       help="serve Prometheus metrics on 127.0.0.1:N")
-    watch.add_argument("--once", action="store_true",
-                       help="one round of samples and triggers, then exit")
-    watch.add_argument("--interval", type=float, metavar="S",
-                       help="seconds between samples (default: each target's own)")
+    watch = add_command(
+        commands,
+        "watch",
+        cmd_watch,
+        "monitor targets, alert, and act on triggers (Ctrl-C stops)",
+    )
+    watch.add_argument(
+        "targets",
+        nargs="*",
+        metavar="TARGET",
+        help="the targets to watch (default: all)",
+    )
+    watch.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="N",
+        help="serve Prometheus metrics on 127.0.0.1:N",
+    )
+    watch.add_argument(
+        "--once",
+        action="store_true",
+        help="one round of samples and triggers, then exit",
+    )
+    watch.add_argument(
+        "--interval",
+        type=float,
+        metavar="S",
+        help="seconds between samples (default: each target's own)",
+    )
 
 
 def cmd_health(args: argparse.Namespace) -> int:
@@ -70,13 +108,17 @@ def cmd_health(args: argparse.Namespace) -> int:
         sample = health.sample(ws, target)
         if args.json:
             result = sample.to_dict()
-            result["triggers"] = [s.to_dict() for s in health.trigger_states(ws, target)]
+            result["triggers"] = [
+                s.to_dict() for s in health.trigger_states(ws, target)
+            ]
             emit_json(result)
         else:
             _print_sample(sample)
             for state in health.trigger_states(ws, target):
-                print(f"trigger {state.trigger.name!r} ({state.trigger.mode}, "
-                      f"{state.trigger.strategy}): {state.description}")
+                print(
+                    f"trigger {state.trigger.name!r} ({state.trigger.mode}, "
+                    f"{state.trigger.strategy}): {state.description}"
+                )
         return EXIT_OK if sample.healthy else EXIT_FAILED
     monitor = Monitor(ws.store, ws.bus)
     stop = threading.Event()
@@ -97,13 +139,25 @@ def cmd_health(args: argparse.Namespace) -> int:
 def _print_sample(sample: Sample) -> None:
     if sample.conclusive:
         state = "healthy" if sample.healthy else "UNHEALTHY"
-        print(f"{sample.target}: score {sample.score:g} of 100, threshold "
-              f"{sample.threshold:g}: {state}")
+        print(
+            f"{sample.target}: score {sample.score:g} of 100, threshold "
+            f"{sample.threshold:g}: {state}"
+        )
     else:
         print(f"{sample.target}: INCONCLUSIVE, the checks could not run")
-    table([(c.name, "ok" if c.ok else c.status.upper(), _value(c.value), f"{c.weight:g}"
-            + (" required" if c.required else ""), c.detail or c.error or "")
-           for c in sample.checks], ("check", "state", "value", "weight", "detail"))
+    table(
+        [
+            (
+                c.name,
+                "ok" if c.ok else c.status.upper(),
+                _value(c.value),
+                f"{c.weight:g}" + (" required" if c.required else ""),
+                c.detail or c.error or "",
+            )
+            for c in sample.checks
+        ],
+        ("check", "state", "value", "weight", "detail"),
+    )
     if sample.lowered_by or not sample.conclusive:
         print("\nWhy the score is not 100:")
         for line in sample.explanation:
@@ -125,8 +179,10 @@ def cmd_rollback_plan(args: argparse.Namespace) -> int:
         emit_json(plan.to_dict())
     else:
         render_plan(plan)
-        print(f"\nto run it: dbr rollback run {args.target} --strategy {args.strategy}"
-              " --yes")
+        print(
+            f"\nto run it: dbr rollback run {args.target} --strategy {args.strategy}"
+            " --yes"
+        )
     return EXIT_OK
 
 
@@ -135,12 +191,21 @@ def cmd_rollback_run(args: argparse.Namespace) -> int:
     try:
         target = ws.target(args.target)
         plan = rollback.plan_strategy(ws, target, args.strategy)
-        outcome = execute(ws, plan, target, args, strategy=args.strategy,
-                          trigger=None, triggered_at=None)
+        outcome = execute(
+            ws,
+            plan,
+            target,
+            args,
+            strategy=args.strategy,
+            trigger=None,
+            triggered_at=None,
+        )
         recovery = outcome.results.get("recovery")
         if recovery and not args.json:
-            print(f"health after the rollback: {recovery['verdict']} "
-                  f"({recovery['samples']} samples, {recovery['seconds']:.0f} s)")
+            print(
+                f"health after the rollback: {recovery['verdict']} "
+                f"({recovery['samples']} samples, {recovery['seconds']:.0f} s)"
+            )
         return report(outcome, args)
     finally:
         ws.close()  # delivers the alerts still queued for webhooks (bounded wait)
@@ -151,34 +216,52 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
     ws = workspace(args)
     if not ws.settings.targets:
-        raise ConfigError("no targets to watch",
-                          hint="add [targets.NAME] to dbr.toml")
+        raise ConfigError("no targets to watch", hint="add [targets.NAME] to dbr.toml")
     for name in args.targets:
         ws.settings.target(name)  # names a missing target before anything starts
     if args.interval is not None and args.interval <= 0:
         raise ConfigError("--interval must be a positive number of seconds")
 
     def show(sample: Sample) -> None:
-        line = (json.dumps(sample.to_dict(), default=str) if args.json
-                else f"{sample.at:%H:%M:%S} {sample.target}: {sample.summary}")
+        line = (
+            json.dumps(sample.to_dict(), default=str)
+            if args.json
+            else f"{sample.at:%H:%M:%S} {sample.target}: {sample.summary}"
+        )
         try:
             print(redact(line), flush=True)
         except OSError:
             pass  # the terminal went away; the watch carries on
 
-    watcher = Watcher(ws, args.targets or None, interval=args.interval,
-                      on_sample=None if args.once else show)
+    watcher = Watcher(
+        ws,
+        args.targets or None,
+        interval=args.interval,
+        on_sample=None if args.once else show,
+    )
     if args.once:
         samples = watcher.run_once()
         watcher.close()
         if args.json:
             emit_json([s.to_dict() for s in samples])
         else:
-            table([(s.target, "-" if s.score is None else f"{s.score:g}",
-                    f"{s.threshold:g}", "healthy" if s.healthy else
-                    "UNHEALTHY" if s.conclusive else "INCONCLUSIVE",
-                    "; ".join(s.explanation[:2]))
-                   for s in samples], ("target", "score", "threshold", "state", "why"))
+            table(
+                [
+                    (
+                        s.target,
+                        "-" if s.score is None else f"{s.score:g}",
+                        f"{s.threshold:g}",
+                        "healthy"
+                        if s.healthy
+                        else "UNHEALTHY"
+                        if s.conclusive
+                        else "INCONCLUSIVE",
+                        "; ".join(s.explanation[:2]),
+                    )
+                    for s in samples
+                ],
+                ("target", "score", "threshold", "state", "why"),
+            )
         ws.close()
         return EXIT_OK if all(s.healthy for s in samples) else EXIT_FAILED
     stop_metrics = None
@@ -187,14 +270,22 @@ def cmd_watch(args: argparse.Namespace) -> int:
             stop_metrics = watcher.serve_metrics(args.metrics_port)
         except OSError as exc:
             watcher.close()
-            raise ConfigError(f"cannot serve metrics on 127.0.0.1:{args.metrics_port}",
-                              cause=exc.strerror or str(exc),
-                              hint="choose a free port") from None
-        print(f"dbr: metrics on http://127.0.0.1:{args.metrics_port}/metrics",
-              file=sys.stderr, flush=True)
+            raise ConfigError(
+                f"cannot serve metrics on 127.0.0.1:{args.metrics_port}",
+                cause=exc.strerror or str(exc),
+                hint="choose a free port",
+            ) from None
+        print(
+            f"dbr: metrics on http://127.0.0.1:{args.metrics_port}/metrics",
+            file=sys.stderr,
+            flush=True,
+        )
     stop = threading.Event()
-    print(f"dbr: watching {len(watcher.watched)} target(s); Ctrl-C stops",
-          file=sys.stderr, flush=True)
+    print(
+        f"dbr: watching {len(watcher.watched)} target(s); Ctrl-C stops",
+        file=sys.stderr,
+        flush=True,
+    )
     with _stop_on_signals(stop):
         try:
             watcher.run(stop)
@@ -216,8 +307,10 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
     def handler(signum: int, frame: Any) -> None:
         stop.set()
 
-    previous = {signum: signal.signal(signum, handler)
-                for signum in (signal.SIGINT, signal.SIGTERM)}
+    previous = {
+        signum: signal.signal(signum, handler)
+        for signum in (signal.SIGINT, signal.SIGTERM)
+    }
     previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, signal.SIG_IGN)
     try:
         yield

@@ -37,16 +37,28 @@ if TYPE_CHECKING:
     from core.rollback import TriggerState
     from core.workspace import Workspace
 
-__all__ = ["CheckResult", "Monitor", "Sample", "check_names", "recent_samples",
-           "sample", "trigger_states"]
+__all__ = [
+    "CheckResult",
+    "Monitor",
+    "Sample",
+    "check_names",
+    "recent_samples",
+    "sample",
+    "trigger_states",
+]
 
 
 def _target(ws: Workspace, target: str | Target) -> Target:
     return ws.target(target) if isinstance(target, str) else target
 
 
-def sample(ws: Workspace, target: str | Target, *, monitor: Monitor | None = None,
-           keep: bool = True) -> Sample:
+def sample(
+    ws: Workspace,
+    target: str | Target,
+    *,
+    monitor: Monitor | None = None,
+    keep: bool = True,
+) -> Sample:
     resolved = _target(ws, target)
     if monitor is not None:
         return monitor.sample(resolved, keep=keep)
@@ -57,7 +69,9 @@ def sample(ws: Workspace, target: str | Target, *, monitor: Monitor | None = Non
         own.close()
 
 
-def recent_samples(ws: Workspace, target: str | Target, limit: int = 20) -> list[Sample]:
+def recent_samples(
+    ws: Workspace, target: str | Target, limit: int = 20
+) -> list[Sample]:
     return _recent(ws.store, _target(ws, target).name, limit)
 
 

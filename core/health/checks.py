@@ -74,17 +74,30 @@ class CheckResult:
         return self.status in (OK, FAILING)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "ok": self.ok, "status": self.status,
-                "value": self.value, "weight": self.weight, "required": self.required,
-                "error": self.error, "detail": self.detail,
-                "duration": round(self.duration, 4)}
+        return {
+            "name": self.name,
+            "ok": self.ok,
+            "status": self.status,
+            "value": self.value,
+            "weight": self.weight,
+            "required": self.required,
+            "error": self.error,
+            "detail": self.detail,
+            "duration": round(self.duration, 4),
+        }
 
     @classmethod
     def from_dict(cls, row: dict[str, Any]) -> CheckResult:
-        return cls(name=row["name"], status=row["status"], value=row.get("value"),
-                   weight=row.get("weight", 1.0), required=row.get("required", False),
-                   error=row.get("error"), detail=row.get("detail", ""),
-                   duration=row.get("duration", 0.0))
+        return cls(
+            name=row["name"],
+            status=row["status"],
+            value=row.get("value"),
+            weight=row.get("weight", 1.0),
+            required=row.get("required", False),
+            error=row.get("error"),
+            detail=row.get("detail", ""),
+            duration=row.get("duration", 0.0),
+        )
 
 
 class CheckFailed(Exception):
@@ -133,19 +146,22 @@ class Prober:
             conn = self.engine().connect()
         except Exception as exc:  # noqa: BLE001 - any failure to connect is a verdict
             status, error = self._classify_connect(exc)
-            first = _result(specs[0], status, error=error,
-                            duration=time.monotonic() - started)
-            return [first] + [_result(s, status, error=f"not run: {error}")
-                              for s in specs[1:]]
+            first = _result(
+                specs[0], status, error=error, duration=time.monotonic() - started
+            )
+            return [first] + [
+                _result(s, status, error=f"not run: {error}") for s in specs[1:]
+            ]
         results: list[CheckResult] = []
         try:
             for spec in specs:
                 results.append(self._run_one(conn, spec))
                 if results[-1].status == UNREACHABLE:
-                    rest = specs[len(results):]
-                    results += [_result(s, UNREACHABLE,
-                                        error=f"not run: {results[-1].error}")
-                                for s in rest]
+                    rest = specs[len(results) :]
+                    results += [
+                        _result(s, UNREACHABLE, error=f"not run: {results[-1].error}")
+                        for s in rest
+                    ]
                     break
         finally:
             try:
@@ -168,9 +184,12 @@ class Prober:
 
             def connect() -> sqlite3.Connection:
                 # mode=ro: a missing file is an error here, never a new empty database.
-                return sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True,
-                                       timeout=self.config.timeout,
-                                       check_same_thread=False)
+                return sqlite3.connect(
+                    f"file:{quote(str(path))}?mode=ro",
+                    uri=True,
+                    timeout=self.config.timeout,
+                    check_same_thread=False,
+                )
 
             return sa.create_engine("sqlite://", creator=connect, poolclass=NullPool)
         args: dict[str, Any] = {"connect_timeout": connect_timeout}
@@ -178,12 +197,23 @@ class Prober:
             args["application_name"] = "dbr-health"
         else:
             # A client-side deadline as well, for a server that stops answering.
-            longest = max([self.config.timeout, *(c.timeout for c in self.config.checks)])
-            args.update(charset="utf8mb4", read_timeout=math.ceil(longest) + 5,
-                        write_timeout=math.ceil(longest) + 5)
-        return sa.create_engine(target.url, connect_args=args, pool_size=1,
-                                max_overflow=2, pool_pre_ping=True, pool_timeout=5,
-                                pool_recycle=3600)
+            longest = max(
+                [self.config.timeout, *(c.timeout for c in self.config.checks)]
+            )
+            args.update(
+                charset="utf8mb4",
+                read_timeout=math.ceil(longest) + 5,
+                write_timeout=math.ceil(longest) + 5,
+            )
+        return sa.create_engine(
+            target.url,
+            connect_args=args,
+            pool_size=1,
+            max_overflow=2,
+            pool_pre_ping=True,
+            pool_timeout=5,
+            pool_recycle=3600,
+        )
 
     def _classify_connect(self, exc: Exception) -> tuple[str, str]:
         text = describe(exc)
@@ -199,20 +229,29 @@ class Prober:
                 value, detail = spec.run(conn)
         except CheckFailed as exc:
             value, detail = exc.args[1] if len(exc.args) > 1 else None, str(exc.args[0])
-            return _result(spec, FAILING, value=value, detail=detail,
-                           duration=time.monotonic() - started)
-        except Exception as exc:  # noqa: BLE001 - an error fails the check, never passes
+            return _result(
+                spec,
+                FAILING,
+                value=value,
+                detail=detail,
+                duration=time.monotonic() - started,
+            )
+        except Exception as exc:  # noqa: BLE001 - an error fails the check
             status, error = self._classify(conn, exc, spec.timeout)
-            return _result(spec, status, error=error,
-                           duration=time.monotonic() - started)
-        return _result(spec, OK, value=value, detail=detail,
-                       duration=time.monotonic() - started)
+            return _result(
+                spec, status, error=error, duration=time.monotonic() - started
+            )
+        return _result(
+            spec, OK, value=value, detail=detail, duration=time.monotonic() - started
+        )
 
-    def _classify(self, conn: Connection, exc: Exception,
-                  timeout: float) -> tuple[str, str]:
+    def _classify(
+        self, conn: Connection, exc: Exception, timeout: float
+    ) -> tuple[str, str]:
         orig = getattr(exc, "orig", exc)
         code = getattr(orig, "sqlstate", None) or (
-            orig.args[0] if getattr(orig, "args", None) else None)
+            orig.args[0] if getattr(orig, "args", None) else None
+        )
         text = describe(exc)
         if code in TIMEOUT_CODES or timeout_text(text):
             return TIMEOUT, f"no answer within {timeout:g} s ({text})"
@@ -240,11 +279,14 @@ class Prober:
             from core.health import mysql as extra
         else:
             from core.health import sqlite as extra
-        built += [_Spec(name, weight, False, t, run)
-                  for name, weight, run in extra.CHECKS]
+        built += [
+            _Spec(name, weight, False, t, run) for name, weight, run in extra.CHECKS
+        ]
         built = [s for s in built if s.name not in cfg.disable]
-        built += [_Spec(c.name, c.weight, c.required, c.timeout, _custom(c))
-                  for c in cfg.checks]
+        built += [
+            _Spec(c.name, c.weight, c.required, c.timeout, _custom(c))
+            for c in cfg.checks
+        ]
         return built
 
     # -- common built-in checks ------------------------------------------------
@@ -286,8 +328,9 @@ class Prober:
                 unreadable.append(f"{table} ({describe(exc)})")
         readable = len(tables) - len(unreadable)
         if unreadable:
-            raise CheckFailed("unreadable: " + "; ".join(unreadable),
-                              f"{readable}/{len(tables)}")
+            raise CheckFailed(
+                "unreadable: " + "; ".join(unreadable), f"{readable}/{len(tables)}"
+            )
         return f"{readable}/{len(tables)}", f"all {len(tables)} readable"
 
     def _alembic_heads(self, conn: Connection) -> tuple[Any, str]:
@@ -297,16 +340,20 @@ class Prober:
                 rows = conn.execute(sa.text("select version_num from alembic_version"))
                 database = frozenset(r[0] for r in rows)
         except sa.exc.ProgrammingError as exc:
-            raise CheckFailed(f"no alembic_version table ({describe(exc)})",
-                              None) from None
+            raise CheckFailed(
+                f"no alembic_version table ({describe(exc)})", None
+            ) from None
         except sa.exc.OperationalError as exc:
             if is_timeout(exc) or "no such table" not in str(exc):
                 raise
             raise CheckFailed("no alembic_version table", None) from None
         shown = ", ".join(sorted(database)) or "none"
         if database != project:
-            raise CheckFailed(f"database at {shown}, project heads "
-                              f"{', '.join(sorted(project)) or 'none'}", shown)
+            raise CheckFailed(
+                f"database at {shown}, project heads "
+                f"{', '.join(sorted(project)) or 'none'}",
+                shown,
+            )
         return shown, f"at the project's head{'s' if len(project) > 1 else ''}"
 
     def _project_heads(self) -> frozenset[str]:
@@ -349,8 +396,9 @@ def _custom(check: CheckConfig) -> Callable[[Connection], tuple[Any, str]]:
         try:
             value = float(row[0])
         except (TypeError, ValueError):
-            raise CheckFailed(f"the query returned {row[0]!r}, not a number",
-                              str(row[0])) from None
+            raise CheckFailed(
+                f"the query returned {row[0]!r}, not a number", str(row[0])
+            ) from None
         value = int(value) if value.is_integer() else round(value, 4)
         limits = []
         if check.min is not None:
@@ -361,15 +409,31 @@ def _custom(check: CheckConfig) -> Callable[[Connection], tuple[Any, str]]:
         low = check.min is not None and value < check.min
         high = check.max is not None and value > check.max
         if low or high:
-            raise CheckFailed(f"{value:g} is {'below' if low else 'above'} its "
-                              f"limit ({bounds})", value)
+            raise CheckFailed(
+                f"{value:g} is {'below' if low else 'above'} its limit ({bounds})",
+                value,
+            )
         return value, f"{value:g} ({bounds})"
 
     return run
 
 
-def _result(spec: _Spec, status: str, *, value: Any = None, error: str | None = None,
-            detail: str = "", duration: float = 0.0) -> CheckResult:
-    return CheckResult(name=spec.name, status=status, value=value, weight=spec.weight,
-                       required=spec.required, error=error,
-                       detail=detail or (error or ""), duration=duration)
+def _result(
+    spec: _Spec,
+    status: str,
+    *,
+    value: Any = None,
+    error: str | None = None,
+    detail: str = "",
+    duration: float = 0.0,
+) -> CheckResult:
+    return CheckResult(
+        name=spec.name,
+        status=status,
+        value=value,
+        weight=spec.weight,
+        required=spec.required,
+        error=error,
+        detail=detail or (error or ""),
+        duration=duration,
+    )

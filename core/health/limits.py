@@ -53,15 +53,20 @@ class TimeLimit:
         if conn.in_transaction():
             conn.rollback()
         if self.dialect == "postgresql":
-            conn.exec_driver_sql(f"set statement_timeout = {self.ms}; "
-                                 f"set lock_timeout = {self.ms}")
+            conn.exec_driver_sql(
+                f"set statement_timeout = {self.ms}; set lock_timeout = {self.ms}"
+            )
         else:
             wait = max(1, math.ceil(self.seconds))
-            limit = (f"max_statement_time = {self.seconds:.3f}"
-                     if getattr(conn.dialect, "is_mariadb", False)
-                     else f"max_execution_time = {self.ms}")
-            conn.exec_driver_sql(f"set session {limit}, lock_wait_timeout = {wait}, "
-                                 f"innodb_lock_wait_timeout = {wait}")
+            limit = (
+                f"max_statement_time = {self.seconds:.3f}"
+                if getattr(conn.dialect, "is_mariadb", False)
+                else f"max_execution_time = {self.ms}"
+            )
+            conn.exec_driver_sql(
+                f"set session {limit}, lock_wait_timeout = {wait}, "
+                f"innodb_lock_wait_timeout = {wait}"
+            )
         conn.commit()  # a SET inside a rolled-back transaction would be undone
         info["dbr_timeout_ms"] = self.ms
 
@@ -85,7 +90,8 @@ def savepoint(conn: Connection) -> Any:
 def is_timeout(exc: Exception) -> bool:
     orig = getattr(exc, "orig", exc)
     code = getattr(orig, "sqlstate", None) or (
-        orig.args[0] if getattr(orig, "args", None) else None)
+        orig.args[0] if getattr(orig, "args", None) else None
+    )
     return code in TIMEOUT_CODES or timeout_text(str(exc))
 
 

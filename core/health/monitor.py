@@ -54,11 +54,17 @@ class Sample:
         return line
 
     def to_dict(self) -> dict[str, Any]:
-        return {"target": self.target, "at": self.at.isoformat(), "score": self.score,
-                "threshold": self.threshold, "healthy": self.healthy,
-                "conclusive": self.conclusive,
-                "checks": [c.to_dict() for c in self.checks],
-                "explanation": self.explanation, "lowered_by": self.lowered_by}
+        return {
+            "target": self.target,
+            "at": self.at.isoformat(),
+            "score": self.score,
+            "threshold": self.threshold,
+            "healthy": self.healthy,
+            "conclusive": self.conclusive,
+            "checks": [c.to_dict() for c in self.checks],
+            "explanation": self.explanation,
+            "lowered_by": self.lowered_by,
+        }
 
 
 class Monitor:
@@ -76,8 +82,9 @@ class Monitor:
                 self._probers[target.name] = Prober(target)
             return self._probers[target.name]
 
-    def sample(self, target: Target, *, keep: bool = True,
-               guarded: bool = True) -> Sample:
+    def sample(
+        self, target: Target, *, keep: bool = True, guarded: bool = True
+    ) -> Sample:
         """Measure once.
 
         guarded: run the probe in a thread of its own and give up on it after the
@@ -85,35 +92,52 @@ class Monitor:
         `dbr watch`, passes False and uses unanswered() for a probe that hangs.
         """
         prober = self.prober(target)
-        results = (_within_deadline(prober, deadline(target)) if guarded
-                   else prober.run())
+        results = (
+            _within_deadline(prober, deadline(target)) if guarded else prober.run()
+        )
         return self._finish(target, results, keep)
 
-    def unanswered(self, target: Target, seconds: float, *,
-                   keep: bool = True) -> Sample:
+    def unanswered(
+        self, target: Target, seconds: float, *, keep: bool = True
+    ) -> Sample:
         """The inconclusive sample of a probe still waiting after seconds."""
         error = f"no answer within {math.ceil(seconds)} s"
-        results = [CheckResult(name=name, status=UNREACHABLE, error=error,
-                               detail=error) for name in self.prober(target).names()]
+        results = [
+            CheckResult(name=name, status=UNREACHABLE, error=error, detail=error)
+            for name in self.prober(target).names()
+        ]
         return self._finish(target, results, keep)
 
-    def _finish(self, target: Target, results: list[CheckResult],
-                keep: bool) -> Sample:
+    def _finish(self, target: Target, results: list[CheckResult], keep: bool) -> Sample:
         scored = compute(results, target.config.health.threshold)
-        sample = Sample(target=target.name, at=utcnow(), score=scored.score,
-                        threshold=scored.threshold, healthy=scored.healthy,
-                        conclusive=scored.conclusive, checks=results,
-                        explanation=scored.explanation, lowered_by=scored.lowered_by)
+        sample = Sample(
+            target=target.name,
+            at=utcnow(),
+            score=scored.score,
+            threshold=scored.threshold,
+            healthy=scored.healthy,
+            conclusive=scored.conclusive,
+            checks=results,
+            explanation=scored.explanation,
+            lowered_by=scored.lowered_by,
+        )
         if keep and self.store is not None:
             try:
                 self._keep(sample, target.config.health.keep_samples)
             except sa.exc.SQLAlchemyError as exc:
                 # The measurement still counts for alerts and triggers.
-                log.warning("health sample of %s not kept in the state store: %s",
-                            target.name, str(exc).splitlines()[0])
+                log.warning(
+                    "health sample of %s not kept in the state store: %s",
+                    target.name,
+                    str(exc).splitlines()[0],
+                )
         if self.bus is not None:
-            self.bus.emit(ev.HEALTH_SAMPLED, sample.summary, target=target.name,
-                          data=sample.to_dict())
+            self.bus.emit(
+                ev.HEALTH_SAMPLED,
+                sample.summary,
+                target=target.name,
+                data=sample.to_dict(),
+            )
         return sample
 
     def forget(self, name: str) -> None:
@@ -130,12 +154,19 @@ class Monitor:
             prober.close()
 
     def _keep(self, sample: Sample, keep: int) -> None:
-        row = {"target": sample.target, "at": sample.at, "score": sample.score,
-               "threshold": sample.threshold, "healthy": sample.healthy,
-               "conclusive": sample.conclusive,
-               "checks": {"checks": [c.to_dict() for c in sample.checks],
-                          "explanation": sample.explanation,
-                          "lowered_by": sample.lowered_by}}
+        row = {
+            "target": sample.target,
+            "at": sample.at,
+            "score": sample.score,
+            "threshold": sample.threshold,
+            "healthy": sample.healthy,
+            "conclusive": sample.conclusive,
+            "checks": {
+                "checks": [c.to_dict() for c in sample.checks],
+                "explanation": sample.explanation,
+                "lowered_by": sample.lowered_by,
+            },
+        }
         with self.store.engine.begin() as conn:
             conn.execute(health_samples.insert().values(row))
             prune(conn, sample.target, keep)
@@ -159,8 +190,9 @@ def _within_deadline(prober: Prober, seconds: float) -> list[CheckResult]:
             log.warning("health probe of %s failed: %s", prober.target.name, exc)
             box["error"] = f"{type(exc).__name__}: {exc}"
 
-    worker = threading.Thread(target=probe, daemon=True,
-                              name=f"dbr-probe-{prober.target.name}")
+    worker = threading.Thread(
+        target=probe, daemon=True, name=f"dbr-probe-{prober.target.name}"
+    )
     worker.start()
     worker.join(seconds)
     if "results" in box:
@@ -169,27 +201,39 @@ def _within_deadline(prober: Prober, seconds: float) -> list[CheckResult]:
     if worker.is_alive():
         # The stuck connection is abandoned with its thread; start afresh next time.
         prober.close()
-    return [CheckResult(name=name, status=UNREACHABLE, error=error, detail=error)
-            for name in prober.names()]
+    return [
+        CheckResult(name=name, status=UNREACHABLE, error=error, detail=error)
+        for name in prober.names()
+    ]
 
 
 def prune(conn: sa.Connection, target: str, keep: int) -> int:
     """Delete all but the newest `keep` samples of target; returns rows deleted."""
     # Ordered by time so that the (target, at) index answers it.
     cutoff = conn.execute(
-        sa.select(health_samples.c.at).where(health_samples.c.target == target)
-        .order_by(health_samples.c.at.desc()).offset(keep).limit(1)
+        sa.select(health_samples.c.at)
+        .where(health_samples.c.target == target)
+        .order_by(health_samples.c.at.desc())
+        .offset(keep)
+        .limit(1)
     ).scalar()
     if cutoff is None:
         return 0
-    return conn.execute(health_samples.delete().where(
-        health_samples.c.target == target, health_samples.c.at <= cutoff)).rowcount
+    return conn.execute(
+        health_samples.delete().where(
+            health_samples.c.target == target, health_samples.c.at <= cutoff
+        )
+    ).rowcount
 
 
 def recent_samples(store: Store, target: str, limit: int = 20) -> list[Sample]:
     """The newest samples of target, newest first."""
-    query = (sa.select(health_samples).where(health_samples.c.target == target)
-             .order_by(health_samples.c.at.desc()).limit(limit))
+    query = (
+        sa.select(health_samples)
+        .where(health_samples.c.target == target)
+        .order_by(health_samples.c.at.desc())
+        .limit(limit)
+    )
     with store.engine.connect() as conn:
         rows = conn.execute(query).mappings().all()
     return [_from_row(row) for row in rows]
@@ -197,9 +241,14 @@ def recent_samples(store: Store, target: str, limit: int = 20) -> list[Sample]:
 
 def _from_row(row: Any) -> Sample:
     body = row["checks"] or {}
-    return Sample(target=row["target"], at=row["at"], score=row["score"],
-                  threshold=row["threshold"], healthy=bool(row["healthy"]),
-                  conclusive=bool(row["conclusive"]),
-                  checks=[CheckResult.from_dict(c) for c in body.get("checks", [])],
-                  explanation=body.get("explanation", []),
-                  lowered_by=body.get("lowered_by", []))
+    return Sample(
+        target=row["target"],
+        at=row["at"],
+        score=row["score"],
+        threshold=row["threshold"],
+        healthy=bool(row["healthy"]),
+        conclusive=bool(row["conclusive"]),
+        checks=[CheckResult.from_dict(c) for c in body.get("checks", [])],
+        explanation=body.get("explanation", []),
+        lowered_by=body.get("lowered_by", []),
+    )

@@ -23,8 +23,9 @@ def _status(conn: Connection, name: str) -> int:
 def threads_running(conn: Connection) -> tuple[Any, str]:
     running = _status(conn, "Threads_running")
     if running > THREADS_RUNNING_MAX:
-        raise CheckFailed(f"{running} threads running (limit {THREADS_RUNNING_MAX})",
-                          running)
+        raise CheckFailed(
+            f"{running} threads running (limit {THREADS_RUNNING_MAX})", running
+        )
     return running, f"{running} (limit {THREADS_RUNNING_MAX})"
 
 

@@ -50,16 +50,21 @@ def replication_lag(conn: Connection) -> tuple[Any, str]:
 def long_transactions(conn: Connection) -> tuple[Any, str]:
     longest = round(float(conn.execute(LONGEST).scalar() or 0), 1)
     if longest > LONG_TRANSACTION_MAX:
-        raise CheckFailed(f"a transaction has been open for {longest:g} s "
-                          f"(limit {LONG_TRANSACTION_MAX:g} s)", longest)
+        raise CheckFailed(
+            f"a transaction has been open for {longest:g} s "
+            f"(limit {LONG_TRANSACTION_MAX:g} s)",
+            longest,
+        )
     return longest, f"longest open transaction {longest:g} s"
 
 
 def blocked_sessions(conn: Connection) -> tuple[Any, str]:
     count = int(conn.execute(BLOCKED, {"seconds": BLOCKED_FOR}).scalar() or 0)
     if count:
-        raise CheckFailed(f"{count} session(s) waiting on a lock for more than "
-                          f"{BLOCKED_FOR:g} s", count)
+        raise CheckFailed(
+            f"{count} session(s) waiting on a lock for more than {BLOCKED_FOR:g} s",
+            count,
+        )
     return count, "no session waiting on a lock"
 
 

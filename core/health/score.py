@@ -29,8 +29,13 @@ def compute(results: list[CheckResult], threshold: float) -> Score:
     conclusive = any(r.ran for r in results)
     if not conclusive:
         reason = results[0].error if results else "no checks are configured"
-        return Score(None, threshold, False, False,
-                     [f"inconclusive: no check could run ({reason})"])
+        return Score(
+            None,
+            threshold,
+            False,
+            False,
+            [f"inconclusive: no check could run ({reason})"],
+        )
     total = sum(r.weight for r in results)
     passed = sum(r.weight for r in results if r.ok)
     raw = 100.0 if total == 0 else 100.0 * passed / total
@@ -39,9 +44,16 @@ def compute(results: list[CheckResult], threshold: float) -> Score:
         if r.ok:
             continue
         points = 0.0 if total == 0 else 100.0 * r.weight / total
-        lowered.append({"check": r.name, "points": round(points, 1), "value": r.value,
-                        "status": r.status, "required": r.required,
-                        "detail": r.detail or r.error or ""})
+        lowered.append(
+            {
+                "check": r.name,
+                "points": round(points, 1),
+                "value": r.value,
+                "status": r.status,
+                "required": r.required,
+                "detail": r.detail or r.error or "",
+            }
+        )
     lowered.sort(key=lambda item: -item["points"])
     explanation = [
         f"-{item['points']:g} {item['check']}"
@@ -54,8 +66,10 @@ def compute(results: list[CheckResult], threshold: float) -> Score:
     required = [item["check"] for item in lowered if item["required"]]
     if required and score >= threshold:
         score = max(0.0, threshold - 1.0)
-        explanation.append(f"capped at {score:g} (below the threshold {threshold:g}) "
-                           f"because required check(s) failed: {', '.join(required)}")
+        explanation.append(
+            f"capped at {score:g} (below the threshold {threshold:g}) "
+            f"because required check(s) failed: {', '.join(required)}"
+        )
     score = round(score, 1)
     healthy = score >= threshold and not required
     if not lowered:

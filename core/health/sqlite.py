@@ -13,8 +13,9 @@ def quick_check(conn: Connection) -> tuple[Any, str]:
     rows = [r[0] for r in conn.exec_driver_sql("pragma quick_check").all()]
     if rows != ["ok"]:
         problems = len(rows)
-        raise CheckFailed(f"{problems} problem(s), first: {rows[0] if rows else '?'}",
-                          problems)
+        raise CheckFailed(
+            f"{problems} problem(s), first: {rows[0] if rows else '?'}", problems
+        )
     return "ok", "the file's structure is sound"
 
 
