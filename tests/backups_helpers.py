@@ -32,7 +32,7 @@ def workspace(tmp_path: Path, url: str, name: str = "db", retention: str = "",
 
 
 def load_pagila(pg_url: str) -> None:
-    """Pagila's schema and data into the fresh database, with psql as its README says."""
+    """Pagila's schema and data into the fresh database, as its README says."""
     url = sa.engine.make_url(pg_url)
     for part in ("pagila-schema.sql", "pagila-data.sql"):
         subprocess.run(

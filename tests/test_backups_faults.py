@@ -463,3 +463,21 @@ def test_an_sqlite_backup_that_writers_keep_restarting_gives_up(
     finally:
         writer.kill()
         writer.wait()
+
+
+def test_a_restore_needing_a_missing_definer_is_refused_before_anything_runs(
+        tmp_path: Path, mysql_url: str) -> None:
+    ws = workspace(tmp_path, mysql_url, "db")
+    target = ws.target("db")
+    ghost = unique_name("ghost")[:20]
+    with target.engine().begin() as conn:
+        conn.execute(sa.text("create table t (x int)"))
+        conn.execute(sa.text(f"create definer = '{ghost}'@'%' view v as "
+                             "select x from t"))
+    backup = backups.create_backup(ws, "db")
+    assert f"{ghost}@%" in backup.manifest["requires"]["definers"]
+    with pytest.raises(Refused) as raised:
+        backups.plan_restore(ws, backup.id)
+    assert f"DEFINER '{ghost}@%'" in str(raised.value)
+    assert ws.journal.operations("db", kind="backup.restore") == []
+    ws.close()

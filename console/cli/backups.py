@@ -238,7 +238,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
         table([(c["table"], "-" if c["rows_now"] is None else c["rows_now"],
                 "-" if c["rows_in_backup"] is None else c["rows_in_backup"])
                for c in changes], ("table", "now", "backup"))
-        print(f"Backup age: {when(plan.summary['backup_created_at'])}\n")
+        print()
     show = _progress(args, "restored")
 
     def on_progress(event: Event) -> None:

@@ -317,7 +317,9 @@ def read_manifest(path: Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise DbrError(f"manifest {path} cannot be read", cause=str(exc)) from None
     required = ("id", "target", "dialect", "created_at", "file", "sha256", "size")
-    absent = [k for k in required if not isinstance(manifest, dict) or k not in manifest]
+    if not isinstance(manifest, dict):
+        raise DbrError(f"manifest {path} is damaged", cause="it is not a JSON object")
+    absent = [k for k in required if k not in manifest]
     if absent:
         raise DbrError(f"manifest {path} is damaged",
                        cause=f"it lacks {', '.join(absent)}")

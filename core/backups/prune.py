@@ -6,6 +6,8 @@ import json
 from datetime import datetime
 from typing import Any
 
+import humanize
+
 from core.backups import catalog, retention
 from core.backups.catalog import Backup
 from core.backups.retention import REMOVE, Verdict
@@ -72,7 +74,8 @@ def build_plan(store: Store, journal: Journal, target: str,
     risks = []
     if removals:
         risks.append(Risk("delete_backup", f"removes {len(removals)} backups of "
-                          f"{target}, freeing {freed} bytes", bytes=freed))
+                          f"{target}, freeing "
+                          f"{humanize.naturalsize(freed, binary=True)}", bytes=freed))
     return Plan(
         "backup.prune", target, f"prune backups of {target}", [step], risks=risks,
         postconditions=[Postcondition(
@@ -80,7 +83,9 @@ def build_plan(store: Store, journal: Journal, target: str,
             lambda ctx: _agree(catalog.listed(ctx.store, target),
                                ctx.results.get("removed", [])))],
         summary={"keep": len(planned) - len(removals), "remove": len(removals),
-                 "bytes_freed": freed, "verdicts": [v.to_dict() for v in planned]},
+                 "frees": humanize.naturalsize(freed, binary=True),
+                 "detail": {"bytes_freed": freed,
+                            "verdicts": [v.to_dict() for v in planned]}},
     )
 
 

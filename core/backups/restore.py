@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import fields
+from datetime import timedelta
 from typing import Any
 
+import humanize
 import sqlalchemy as sa
 
 from core.backups import catalog, inspect, loaders
@@ -73,8 +75,8 @@ def build_plan(backup: Backup, target: Target, verification: Verification, *,
     risks = []
     if now_state["tables"]:
         risks.append(Risk("replace_data", f"replaces {len(backup.tables)} tables of "
-                          f"{target.name}: {rows_now} rows now, {rows_backup} in the "
-                          "backup; changes since the backup are lost",
+                          f"{target.name}: {rows_now:,} rows now, {rows_backup:,} in "
+                          "the backup; changes since the backup are lost",
                           severity="critical", rows=rows_now))
     lost = [t for t in tables if (t["rows_now"] or 0) > (t["rows_in_backup"] or 0)]
     for change in lost:
@@ -98,7 +100,9 @@ def build_plan(backup: Backup, target: Target, verification: Verification, *,
         return {"backup_id": backup.id, "bytes": backup.size}
 
     step = Step(STEP_RESTORE, f"replace {target.name} with backup {backup.id}", run,
-                destructive=bool(now_state["tables"]), transactional=False,
+                destructive=bool(now_state["tables"]),
+                # PostgreSQL (psql -1) and SQLite (one backup step) are atomic.
+                transactional=target.dialect != "mysql",
                 estimate=estimate, not_previewable=_how(target.dialect),
                 detail={"backup_id": backup.id, "bytes": backup.size})
     plan = Plan(
@@ -108,23 +112,31 @@ def build_plan(backup: Backup, target: Target, verification: Verification, *,
             "row counts equal the backup's manifest (then the safety backup is "
             "unpinned)", lambda ctx: _check_counts(ctx, target, backup))],
         summary={
-            "backup_id": backup.id, "backup_target": backup.target,
-            "backup_created_at": backup.created_at.isoformat(),
-            "backup_age": round(age), "backup_label": backup.label,
-            "backup_size": backup.size,
-            "verified": "yes, just now" if verification.ok else "no",
-            "verification": verification.to_dict(),
+            "backup_id": backup.id,
+            "backup": f"{backup.id} of {backup.target}, taken "
+                      f"{humanize.naturaltime(timedelta(seconds=age))} "
+                      f"({backup.created_at:%Y-%m-%d %H:%M} UTC), "
+                      f"{humanize.naturalsize(backup.size or 0, binary=True)}"
+                      + (f", label {backup.label!r}" if backup.label else ""),
+            "verified": _verified_text(backup, verification),
             "revision_now": ", ".join(now_state["heads"]) or "none",
             "revision_in_backup": ", ".join(backup.manifest.get("alembic_heads")
                                             or []) or "none",
-            "replaces": f"{len(backup.tables)} tables: {rows_now} rows now, "
-                        f"{rows_backup} in the backup",
-            "into": target.display_url if into else None,
+            "replaces": f"{len(backup.tables)} tables: {rows_now:,} rows now, "
+                        f"{rows_backup:,} in the backup",
             "tables": tables,
+            "backup_detail": {
+                "id": backup.id, "target": backup.target,
+                "created_at": backup.created_at.isoformat(), "age": round(age),
+                "size": backup.size, "label": backup.label,
+                "verification": verification.to_dict(),
+            },
         },
         explain_failure=lambda ctx, failed, exc: explain_failure(
             ctx, failed, exc, target, into),
     )
+    if into:
+        plan.summary["into"] = target.display_url
     if now_state["tables"]:
         plan.safety_backup = safety_backup_step(
             target, f"before restoring backup {backup.id}")
@@ -132,6 +144,14 @@ def build_plan(backup: Backup, target: Target, verification: Verification, *,
     if "snapshot" in {f.name for f in fields(Plan)}:
         plan.snapshot = True  # type: ignore[attr-defined]
     return plan
+
+
+def _verified_text(backup: Backup, verification: Verification) -> str:
+    if verification.checks and verification.checks[0]["check"] == "sha256" and \
+            backup.verified_at is not None:
+        ago = humanize.naturaltime(utcnow() - backup.verified_at)
+        return f"yes: fully verified {ago}; checksum re-checked just now"
+    return "yes: read in full just now"
 
 
 def _how(dialect: str) -> str:

@@ -36,10 +36,11 @@ def _major(text: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def pg_candidates(name: str, roots: tuple[Path, ...] = PG_ROOTS) -> list[ClientTool]:
+def pg_candidates(name: str, roots: tuple[Path, ...] | None = None
+                  ) -> list[ClientTool]:
     """Every installed copy of a PostgreSQL client tool with its major version."""
     found: dict[str, ClientTool] = {}
-    for root in roots:
+    for root in PG_ROOTS if roots is None else roots:
         if not root.is_dir():
             continue
         for binary in sorted(root.glob(f"*/bin/{name}")):
@@ -57,7 +58,7 @@ def pg_candidates(name: str, roots: tuple[Path, ...] = PG_ROOTS) -> list[ClientT
 
 
 def pick_pg_tool(name: str, server_major: int,
-                 roots: tuple[Path, ...] = PG_ROOTS) -> ClientTool:
+                 roots: tuple[Path, ...] | None = None) -> ClientTool:
     """The installed tool matching the server's major version, else the nearest newer.
 
     An older pg_dump refuses (or worse, misreads) a newer server, so none is picked.

@@ -177,7 +177,7 @@ class _Tally:
 
 
 def _major(backup: Backup) -> int:
-    """The pg_dump major version that wrote the backup (pg_restore must not be older)."""
+    """The major version of the pg_dump that wrote the backup."""
     found = re.search(r"\)\s*(\d+)", backup.manifest.get("client_version") or "")
     return int(found.group(1)) if found else 0
 
