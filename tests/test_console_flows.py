@@ -88,7 +88,16 @@ async def test_downgrade_flow_preview_confirm_progress_result(demo: Path) -> Non
         ws.close()
 
 
+def backup_count(config: Path) -> int:
+    ws = Workspace.open(config)
+    try:
+        return len(backups.list_backups(ws, "shop"))
+    finally:
+        ws.close()
+
+
 async def test_declining_the_safety_backup_is_shown_and_journaled(demo: Path) -> None:
+    before = backup_count(demo)
     app = open_app(demo)
     async with app.run_test(size=(100, 40)) as pilot:
         await select_revision(app, pilot, "60e91c")
@@ -104,7 +113,7 @@ async def test_declining_the_safety_backup_is_shown_and_journaled(demo: Path) ->
     try:
         operation = ws.journal.operations("shop", kind="migration.downgrade")[0]
         assert operation["options"]["safety_backup_declined"] is True
-        assert backups.list_backups(ws, "shop") == []
+        assert len(backups.list_backups(ws, "shop")) == before  # no safety backup
     finally:
         ws.close()
 
@@ -121,6 +130,7 @@ async def test_read_only_preview_cannot_be_confirmed(demo: Path) -> None:
 
 
 async def test_backup_create_verify_pin_and_prune_preview(demo: Path) -> None:
+    before = backup_count(demo)
     app = open_app(demo)
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("2")
@@ -132,21 +142,56 @@ async def test_backup_create_verify_pin_and_prune_preview(demo: Path) -> None:
         assert app.screen.operation["status"] == "succeeded"
         await pilot.press("escape")
         table = app.screen.query_one("#backups-table", VirtualTable)
-        await settle(pilot, lambda: len(table.rows) == 1, tries=400)
-        assert "- never" in screen_text(app)
+        await settle(pilot, lambda: len(table.rows) == before + 1, tries=400)
+        table.cursor = 0  # newest first: the one just made
+        newest = table.current
+        assert newest is not None and newest.text(4) == "- never"
         await pilot.press("v")
         await settle(pilot, lambda: isinstance(app.screen, ProgressScreen))
         await settle(pilot, lambda: app.screen.finished, tries=RUN_TRIES)
         await pilot.press("escape")
-        await settle(pilot, lambda: "✓ yes" in screen_text(app), tries=400)
+        await settle(pilot, lambda: table.rows[0].text(4) == "✓ yes", tries=400)
+        table.cursor = 0
         await pilot.press("p")
-        await settle(pilot, lambda: "PINNED" in screen_text(app), tries=400)
+        await settle(pilot, lambda: table.rows[0].text(5) == "PINNED", tries=400)
         await pilot.press("P")
         await settle(pilot, lambda: isinstance(app.screen, PlanScreen)
                      and app.screen.plan is not None, tries=400)
         text = screen_text(app)
-        assert "0 of 1 backups go" in text
+        assert f"of {before + 1} backups go" in text
         assert "keep" in text and "pinned" in text
+
+
+async def test_restore_flow_brings_back_the_rows(demo: Path) -> None:
+    ws = Workspace.open(demo)
+    try:
+        made = backups.create_backup(ws, "shop", label="good state")
+        with ws.target("shop").engine().begin() as conn:
+            conn.exec_driver_sql("delete from order_lines")
+    finally:
+        ws.close()
+    app = open_app(demo)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("2")
+        table = app.screen.query_one("#backups-table", VirtualTable)
+        await settle(pilot, lambda: table.move_to(made.id), tries=400)
+        await pilot.press("R")
+        await settle(pilot, lambda: isinstance(app.screen, PlanScreen)
+                     and app.screen.plan is not None, tries=400)
+        text = screen_text(app)
+        assert "DESTROYS DATA" in text and "order_lines" in text
+        await pilot.press("c", *"shop", "enter")
+        await settle(pilot, lambda: isinstance(app.screen, ProgressScreen))
+        await settle(pilot, lambda: app.screen.finished, tries=RUN_TRIES)
+        assert app.screen.operation["status"] == "succeeded", [
+            s.get("error") for s in app.screen.operation["steps"]]
+    ws = Workspace.open(demo)
+    try:
+        with ws.target("shop").engine().connect() as conn:
+            rows = conn.exec_driver_sql("select count(*) from order_lines").scalar()
+        assert rows == made.tables["order_lines"] > 0
+    finally:
+        ws.close()
 
 
 async def test_roll_back_or_restore_shows_both_paths(demo: Path) -> None:

@@ -27,6 +27,15 @@ def render_plan(plan: Any, *, safety_backup: bool = True) -> RenderableType:
     for key, value in plan.summary.items():
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             head.append(f"\n{key.replace('_', ' ')}: {value}")
+        elif isinstance(value, dict) and value and len(value) <= 40:
+            head.append(f"\n{key.replace('_', ' ')}:")
+            for name, item in value.items():
+                head.append(f"\n  {name}: {_words(item)}")
+        elif isinstance(value, list) and value and len(value) <= 40 and all(
+                isinstance(item, dict) for item in value):
+            head.append(f"\n{key.replace('_', ' ')}:")
+            for item in value:
+                head.append(f"\n  {_words(item)}")
     if plan.safety_backup is not None and plan.destructive:
         head.append("\nsafety backup first: ")
         head.append("YES, " + plan.safety_backup.description if safety_backup
@@ -73,3 +82,12 @@ def render_plan(plan: Any, *, safety_backup: bool = True) -> RenderableType:
         for condition in plan.postconditions:
             parts.append(Text(f" - {condition.description}"))
     return Group(*parts)
+
+
+def _words(value: Any) -> str:
+    """A summary's nested value as plain words: 'now 0, backup 2,240'."""
+    if isinstance(value, dict):
+        return ", ".join(f"{k.replace('_', ' ')} {_words(v)}" for k, v in value.items())
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return str(value)
