@@ -299,13 +299,23 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
 @contextmanager
 def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
-    """SIGINT and SIGTERM set stop; a dropped SSH session (SIGHUP) does not."""
+    """SIGINT and SIGTERM set stop (twice: abort now); SIGHUP is ignored.
+
+    A rollback that a trigger started ends between its steps on the first signal;
+    the watch waits for it, so a second signal is the way out of a long step.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def handler(signum: int, frame: Any) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
         stop.set()
+        try:
+            print("dbr: stopping (again to abort now)", file=sys.stderr, flush=True)
+        except OSError:
+            pass
 
     previous = {
         signum: signal.signal(signum, handler)
