@@ -347,3 +347,40 @@ def test_a_hung_server_is_reported_inconclusive_without_piling_up_threads(
     kinds = [e["kind"] for e in reversed(ws.journal.events("pg"))]
     assert kinds.index(ev.HEALTH_INCONCLUSIVE) < kinds.index(ev.HEALTH_RECOVERED)
     ws.close()
+
+
+def test_dbr_watch_acts_on_an_auto_trigger_and_keeps_watching(tmp_path: Path) -> None:
+    extra = """[[targets.a.health.checks]]
+name = "never passes"
+sql = "select 0"
+min = 1
+weight = 20
+[[targets.a.triggers]]
+name = "broken"
+checks_failing = ["never passes"]
+consecutive = 2
+strategy = "notify"
+mode = "auto"
+cooldown = 3600
+"""
+    config = _config(tmp_path, {"a": _sqlite(tmp_path, "a")}, extra)
+    process = _start_watch(config)
+    ws = Workspace.open(config)
+    try:
+        _wait_for(lambda: ws.journal.operations("a"), "the automatic rollback")
+        _wait_for(
+            lambda: ws.journal.operations("a")[0]["status"] == "succeeded",
+            "the rollback to finish",
+        )
+        assert process.poll() is None  # the watch carries on after acting
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    [operation] = ws.journal.operations("a")
+    assert operation["kind"] == "rollback.notify"
+    assert operation["options"]["trigger"] == "broken"
+    assert process.returncode == 0, err
+    ws.close()
