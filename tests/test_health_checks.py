@@ -369,3 +369,27 @@ def test_postgresql_blocked_sessions_and_long_transactions(
     longest = sample.check("long transactions")
     assert longest.status == FAILING and longest.value > 0.2, longest.to_dict()
     assert sample.conclusive
+
+
+@pytest.mark.postgres
+def test_a_killed_health_connection_is_replaced_on_the_next_sample(
+    pg_url: str,
+) -> None:
+    target = make_target(pg_url)
+    monitor = Monitor(None)
+    admin = make_engine(pg_url)
+    try:
+        assert monitor.sample(target, keep=False).healthy
+        with admin.connect() as conn:
+            killed = conn.execute(
+                sa.text(
+                    "select count(pg_terminate_backend(pid)) from pg_stat_activity "
+                    "where application_name = 'dbr-health' "
+                    "and datname = current_database()"
+                )
+            ).scalar()
+        assert killed == 1
+        assert monitor.sample(target, keep=False).healthy
+    finally:
+        monitor.close()
+        admin.dispose()
