@@ -11,6 +11,7 @@ from core.backups import catalog, prune, restore, verify
 from core.backups.catalog import Backup, Rescan
 from core.backups.create import STEP_SAFETY, plan_create
 from core.backups.retention import Verdict
+from core.backups.stream import throttled
 from core.backups.verify import Verification
 from core.errors import ConfigError, DbrError
 from core.events import STEP_PROGRESS, VERIFY_FAILED, Event, Severity
@@ -100,7 +101,8 @@ def verify_backup(ws: Workspace, id_prefix: str, deep: bool = False,
     def run(ctx: Context) -> dict[str, Any]:
         result = verify.verify(
             ctx.store, backup, deep=deep, target=server, stop=ctx.cancelled,
-            progress=lambda n: ctx.progress(n, backup.size, "bytes read"))
+            progress=throttled(lambda n: ctx.progress(n, backup.size, "bytes read"),
+                               backup.size))
         done.append(result)
         if not result.ok:
             ctx.bus.emit(VERIFY_FAILED, f"backup {backup.id} of {backup.target} "

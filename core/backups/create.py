@@ -10,7 +10,7 @@ from typing import Any
 
 from core.backups import catalog, dumpers
 from core.backups.catalog import Backup
-from core.backups.stream import partial_file
+from core.backups.stream import partial_file, throttled
 from core.errors import DbrError
 from core.events import BACKUP_FAILED, Severity
 from core.plans import Context, Plan, Step
@@ -105,7 +105,8 @@ def _run_create(ctx: Context, target: Target, label: str | None, pinned: bool,
 
     try:
         return create(ctx.store, target, label=label, pinned=pinned,
-                      pin_reason=pin_reason, progress=progress, stop=ctx.cancelled,
+                      pin_reason=pin_reason, progress=throttled(progress),
+                      stop=ctx.cancelled,
                       operation_id=ctx.operation_id)
     except Exception as exc:
         ctx.bus.emit(BACKUP_FAILED, f"backup of {target.name} failed: {exc}",

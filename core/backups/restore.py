@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from core.backups import catalog, inspect, loaders
 from core.backups.catalog import Backup
 from core.backups.create import STEP_SAFETY, safety_backup_step
+from core.backups.stream import throttled
 from core.backups.verify import Verification, compare_counts
 from core.errors import DbrError, Refused
 from core.plans import Context, Plan, Postcondition, Risk, Step
@@ -95,7 +96,8 @@ def build_plan(backup: Backup, target: Target, verification: Verification, *,
         def progress(done: int) -> None:
             ctx.progress(done, backup.size, f"{done} of {backup.size} bytes restored")
 
-        loaders.load(target, backup, progress=progress, stop=ctx.cancelled)
+        loaders.load(target, backup, progress=throttled(progress, backup.size),
+                     stop=ctx.cancelled)
         target.dispose()
         return {"backup_id": backup.id, "bytes": backup.size}
 

@@ -14,6 +14,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -45,6 +46,21 @@ class Written:
 
 class ToolFailed(DbrError):
     """A client tool exited badly or reported errors."""
+
+
+def throttled(report: Progress, total: int | None = None,
+              interval: float = 0.25) -> Progress:
+    """report every interval seconds or 5% of total, not for every chunk."""
+    last = [0.0, -1]
+
+    def maybe(done: int) -> None:
+        now = time.monotonic()
+        step = total is not None and done - last[1] >= total / 20
+        if step or now - last[0] >= interval:
+            last[0], last[1] = now, done
+            report(done)
+
+    return maybe
 
 
 def describe_stderr(text: str, limit: int = 600) -> str:
