@@ -105,3 +105,10 @@ def make_target(url: str, name: str = "t", **config: object) -> Target:
 @pytest.fixture
 def state_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'state' / 'state.db'}"
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory: pytest.TempPathFactory,
+                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """dbr's caches (revision analyses) go to a test folder, not the user's."""
+    monkeypatch.setenv("DBR_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))

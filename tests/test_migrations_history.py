@@ -194,3 +194,20 @@ def test_a_broken_env_py_or_revision_is_a_clear_error(sqlite_url: str,
     revision.write_text(revision.read_text() + "\nundefined_name\n")
     with pytest.raises(DbrError, match="cannot load the Alembic project"):
         migrations.history(target_for(sqlite_url, ini))
+
+
+def test_analyses_are_cached_by_content(sqlite_url: str, tmp_path: Path) -> None:
+    from core.migrations.cache import cache_dir
+
+    ini = write_project(tmp_path, table_revs("r1", "r2"))
+    target = target_for(sqlite_url, ini)
+    first = migrations.history(target)
+    assert len(list(cache_dir().glob("*.json"))) == 1
+    assert [r.downgrade.to_dict() for r in migrations.history(target).revisions] == [
+        r.downgrade.to_dict() for r in first.revisions]
+
+    revision = next((tmp_path / "migrations" / "versions").glob("r2_*.py"))
+    revision.write_text(revision.read_text().replace('op.drop_table("t_r2")',
+                                                     'op.drop_table("t_r9")'))
+    again = migrations.history(target)
+    assert again.revisions[0].downgrade.operations[0].table == "t_r9"

@@ -70,6 +70,14 @@ class Downgrade:
     def uses_connection(self) -> bool:
         return any(o.kind == "uses_connection" for o in self.operations)
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Downgrade:
+        names = set(Operation.__dataclass_fields__)
+        return cls(found=data["found"], empty=data["empty"], raises=data["raises"],
+                   problem=data["problem"],
+                   operations=[Operation(**{k: v for k, v in op.items() if k in names})
+                               for op in data["operations"]])
+
     def to_dict(self) -> dict[str, Any]:
         return {"found": self.found, "empty": self.empty, "raises": self.raises,
                 "destructive": self.destructive, "problem": self.problem,

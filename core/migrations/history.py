@@ -5,12 +5,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from alembic.script import Script, ScriptDirectory
 
-from core.migrations.analysis import Downgrade, analyse_source
+from core.migrations.analysis import Downgrade
+from core.migrations.cache import AnalysisCache, analyse_file
 from core.migrations.project import Project, VersionState, load_project
 from core.targets import Target
 
@@ -100,17 +100,50 @@ def history(target: Target, project: Project | None = None) -> History:
     now = current(target, project)
     script = project.script
     applied = applied_revisions(script, now.heads)
-    children: dict[str, int] = {}
-    for rev in script.revision_map._revision_map.values():
-        if rev is None:
-            continue
-        for parent in rev._versioned_down_revisions:
-            children[parent] = children.get(parent, 0) + 1
+    scripts = {rev.revision: rev for rev in script.revision_map._revision_map.values()
+               if rev is not None}
+    cache = AnalysisCache(script.versions)
+    children = _children(scripts)
     revisions = [
-        _revision(rev, applied, children.get(rev.revision, 0))
-        for rev in script.walk_revisions()
+        _revision(rev, applied, children[rev.revision], cache)
+        for rev in newest_first(scripts)
     ]
+    cache.save()
     return History(target=target.name, current=now, revisions=revisions)
+
+
+def newest_first(scripts: dict[str, Script]) -> list[Script]:
+    """Every revision before all it stands on (parents and depends_on).
+
+    Alembic's own walk sorts the graph in quadratic time on long histories; this
+    is linear, and keeps each branch's revisions together.
+    """
+    below = {rev: [p for p in s._all_down_revisions if p in scripts]
+             for rev, s in scripts.items()}
+    waiting = dict.fromkeys(scripts, 0)
+    for parents in below.values():
+        for parent in parents:
+            waiting[parent] += 1
+    stack = sorted((rev for rev, n in waiting.items() if n == 0), reverse=True)
+    order = []
+    while stack:
+        rev = stack.pop()
+        order.append(scripts[rev])
+        for parent in reversed(below[rev]):
+            waiting[parent] -= 1
+            if waiting[parent] == 0:
+                stack.append(parent)
+    return order
+
+
+def _children(scripts: dict[str, Script]) -> dict[str, int]:
+    """How many revisions name each revision as a parent (branch points: > 1)."""
+    counts = dict.fromkeys(scripts, 0)
+    for rev in scripts.values():
+        for parent in rev._versioned_down_revisions:
+            if parent in counts:
+                counts[parent] += 1
+    return counts
 
 
 def applied_revisions(script: ScriptDirectory, heads: list[str] | tuple[str, ...]
@@ -177,7 +210,8 @@ def _known(script: ScriptDirectory, revision: str) -> bool:
         return False
 
 
-def _revision(rev: Script, applied: set[str], children: int) -> Revision:
+def _revision(rev: Script, applied: set[str], children: int,
+              cache: AnalysisCache) -> Revision:
     downs = list(rev._versioned_down_revisions)
     return Revision(
         revision=rev.revision,
@@ -192,18 +226,14 @@ def _revision(rev: Script, applied: set[str], children: int) -> Revision:
         is_merge=len(downs) > 1,
         is_branch_point=children > 1,
         applied=rev.revision in applied,
-        downgrade=_analysis(rev.path),
+        downgrade=cache.analysis(rev.path),
     )
 
 
 def _analysis(path: str | None, function: str = "downgrade") -> Downgrade:
     if not path:
         return Downgrade(found=False, problem="no source file")
-    try:
-        source = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        return Downgrade(found=False, problem=f"cannot read {path}: {exc}")
-    return analyse_source(source, function)
+    return analyse_file(path, function)
 
 
 def _date(rev: Script) -> str | None:
