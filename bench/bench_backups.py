@@ -19,6 +19,7 @@ restore <= 0.8x pg_restore. Not part of the test suite: it takes minutes.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -114,14 +115,22 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=float, default=1.0,
                         help="database size in GB (default 1.0)")
+    parser.add_argument("--database", help="use this grown database as it is "
+                        "(kept afterwards) instead of building one")
     args = parser.parse_args()
     tag = uuid.uuid4().hex[:8]
-    source, into_pg, into_dbr = (f"dbr_bench_{tag}", f"dbr_bench_{tag}_r1",
-                                 f"dbr_bench_{tag}_r2")
+    source, into_pg, into_dbr = (args.database or f"dbr_bench_{tag}",
+                                 f"dbr_bench_{tag}_r1", f"dbr_bench_{tag}_r2")
     work = Path(tempfile.mkdtemp(prefix="dbr-bench-"))
     try:
-        print(f"building {args.size} GB from Pagila in {source} ...", file=sys.stderr)
-        size = build(source, args.size)
+        if args.database:
+            with sa.create_engine(url_of(source)).connect() as conn:
+                size = conn.execute(sa.text(
+                    "select pg_database_size(current_database())")).scalar_one()
+        else:
+            print(f"building {args.size} GB from Pagila in {source} ...",
+                  file=sys.stderr)
+            size = build(source, args.size)
         env = pg_env(source)
         config = work / "dbr.toml"
         config.write_text(f'[state]\nurl = "sqlite:///{work / "state.db"}"\n'
@@ -138,8 +147,6 @@ def main() -> int:
         listing = subprocess.run([*DBR, "--config", str(config), "backups", "list",
                                   "--json"], capture_output=True, text=True,
                                  check=True).stdout
-        import json
-
         backup = json.loads(listing)[0]
         # Verified once beforehand, so the restore's preflight is a checksum pass.
         subprocess.run([*DBR, "--config", str(config), "backups", "verify",
@@ -177,7 +184,8 @@ def main() -> int:
               f"{'ok' if memory_ok else 'ABOVE FLOOR'}")
         return 0
     finally:
-        for database in (source, into_pg, into_dbr):
+        for database in (into_pg, into_dbr) if args.database else (
+                source, into_pg, into_dbr):
             drop(database)
         shutil.rmtree(work, ignore_errors=True)
 
