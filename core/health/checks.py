@@ -149,19 +149,16 @@ class Prober:
             first = _result(
                 specs[0], status, error=error, duration=time.monotonic() - started
             )
-            return [first] + [
-                _result(s, status, error=f"not run: {error}") for s in specs[1:]
-            ]
+            skipped = f"not run: {specs[0].name} failed"
+            return [first] + [_result(s, status, error=skipped) for s in specs[1:]]
         results: list[CheckResult] = []
         try:
             for spec in specs:
                 results.append(self._run_one(conn, spec))
                 if results[-1].status == UNREACHABLE:
+                    skipped = f"not run: the connection was lost during {spec.name}"
                     rest = specs[len(results) :]
-                    results += [
-                        _result(s, UNREACHABLE, error=f"not run: {results[-1].error}")
-                        for s in rest
-                    ]
+                    results += [_result(s, UNREACHABLE, error=skipped) for s in rest]
                     break
         finally:
             try:
