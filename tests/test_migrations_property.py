@@ -28,7 +28,8 @@ from tests.migrations_helpers import (
 
 @st.composite
 def graphs(draw: st.DrawFn) -> list[Rev]:
-    """Revisions r0..rN: each a new base, a child of one revision, or a merge."""
+    """Revisions r0..rN: each a new base (perhaps depending on an earlier
+    revision), a child of one revision, or a merge of two tips."""
     count = draw(st.integers(min_value=2, max_value=7))
     revisions: list[Rev] = []
     tips: list[str] = []  # revisions with no child yet
@@ -43,10 +44,14 @@ def graphs(draw: st.DrawFn) -> list[Rev]:
             down = tuple(sorted(pair))
         else:
             down = draw(st.sampled_from([r.id for r in revisions]))
+        depends: tuple[str, ...] = ()
+        if down is None and revisions and draw(st.booleans()):
+            depends = (draw(st.sampled_from([r.id for r in revisions])),)
         parents = [down] if isinstance(down, str) else list(down or ())
         tips = [t for t in tips if t not in parents] + [rev_id]
         revisions.append(Rev(rev_id, down, upgrade=create_table(rev_id, rows=1),
-                             downgrade=f'op.drop_table("t_{rev_id}")'))
+                             downgrade=f'op.drop_table("t_{rev_id}")',
+                             depends_on=depends))
     return revisions
 
 
