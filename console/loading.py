@@ -113,9 +113,10 @@ class PaneLoaders:
             return
         ws = self.app.ws
         try:
-            if measure:
+            history = [] if measure else health.recent_samples(ws, target, limit=60)
+            if not history:
                 health.sample(ws, target)  # kept in the store, like watch's samples
-            history = health.recent_samples(ws, target, limit=60)
+                history = health.recent_samples(ws, target, limit=60)
             triggers = health.trigger_states(ws, target)
         except Exception as exc:  # noqa: BLE001 - a worker's edge: say why, keep the screen
             self.post_message(msg.PaneFailed("health", target, *_why(exc)))

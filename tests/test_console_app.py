@@ -159,3 +159,43 @@ def test_demo_and_config_together_are_refused(capsys: pytest.CaptureFixture) -> 
         main(["--demo", "--config", "x.toml"])
     assert stopped.value.code == 2
     assert "--demo and --config cannot be used together" in capsys.readouterr().err
+
+
+async def test_a_silent_database_never_freezes_the_screen(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server that takes connections and never answers: keys still work."""
+    import socket
+
+    from console.screens.targets import TargetsScreen
+    from console.widgets.header import TargetHeader
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    config = init_demo(tmp_path / "ws")
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # the kernel completes handshakes; nobody ever answers
+    port = silent.getsockname()[1]
+    config.write_text(config.read_text() + (
+        f'\n[targets.stuck]\nurl = "postgresql+psycopg://dbr@127.0.0.1:{port}/app"\n'
+        'alembic = "alembic.ini"\n'))
+    try:
+        app = open_app(config, target="stuck")
+        async with app.run_test(size=(100, 30)) as pilot:
+            await pilot.pause(0.3)
+            text = screen_text(app)
+            assert "stuck" in text and "postgresql" in text
+            assert "loading…" in text  # says it is waiting, does not hang
+            await pilot.press("4")
+            assert [p.id for p in app.screen.query(".pane") if p.display] == [
+                "journal"]
+            await pilot.press("t")
+            await settle(pilot, lambda: isinstance(app.screen, TargetsScreen))
+            await pilot.press("up", "enter")
+            await settle(pilot, lambda: app.target_name == "shop")
+            header = app.screen.query_one(TargetHeader)
+            await settle(pilot, lambda: header.current is not None
+                         and header.current.name == "shop"
+                         and header.current.score is not None, tries=400)
+            assert "stuck ?" in screen_text(app)  # its score: unknown, in words
+    finally:
+        silent.close()

@@ -78,7 +78,6 @@ class MainScreen(PaneLoaders, Screen):
             self.load_journal(target)
             self.load_migrations(target)
             self.load_backups(target)
-            self.load_health(target)
 
     def on_resize(self, event: Resize) -> None:
         self._layout(event.size.width, event.size.height)
@@ -299,6 +298,8 @@ class MainScreen(PaneLoaders, Screen):
 
     def on_pane_failed(self, message: msg.PaneFailed) -> None:
         self.polling = False
+        if message.target != self.app.target_name:
+            return  # news of a target no longer shown
         self.query_one(f"#{message.pane}", Pane).say(
             f"{message.title}: {message.detail}")
 
