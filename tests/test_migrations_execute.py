@@ -194,3 +194,40 @@ def test_a_database_moved_since_planning_is_not_touched(
     outcome = executor.run(plan, target, confirmed=True, safety_backup=False)
     assert outcome.status == "failed" and "plan again" in outcome.error
     assert heads(sqlite_url) == ["r2"] and "t_r2" in tables(sqlite_url)
+
+
+CONCURRENT_UP = """
+op.create_table("big", sa.Column("id", sa.Integer, primary_key=True),
+                sa.Column("name", sa.String(20)))
+"""
+CONCURRENT_INDEX = """
+with op.get_context().autocommit_block():
+    op.execute("{sql}")
+"""
+
+
+def test_a_revision_with_an_autocommit_block_runs_but_is_not_trialled(
+        pg_url: str, tmp_path: Path, executor: Executor) -> None:
+    ini = write_project(tmp_path, [
+        Rev("r1", None, upgrade=CONCURRENT_UP, downgrade='op.drop_table("big")'),
+        Rev("r2", "r1",
+            upgrade=CONCURRENT_INDEX.format(
+                sql="CREATE INDEX CONCURRENTLY ix_big_name ON big (name)"),
+            downgrade=CONCURRENT_INDEX.format(
+                sql="DROP INDEX CONCURRENTLY ix_big_name")),
+    ])
+    alembic_upgrade(pg_url, ini)
+    target = target_for(pg_url, ini)
+    with pytest.raises(Refused, match="autocommit_block"):
+        migrations.trial_plan(target, "r1")
+
+    plan = migrations.plan(target, "r1")
+    assert plan.steps[0].transactional is False
+    assert any(r.kind == "autocommit" for r in plan.risks)
+    outcome = executor.run(plan, target, confirmed=True, safety_backup=False)
+    assert outcome.ok, outcome.error
+    assert heads(pg_url) == ["r1"]
+    assert snapshots.take(target).tables["big"]["indexes"] == []
+    assert executor.run(migrations.plan(target, "heads", direction="upgrade"),
+                        target, confirmed=True).ok
+    assert snapshots.take(target).tables["big"]["indexes"] == ["ix_big_name (name)"]

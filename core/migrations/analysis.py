@@ -34,7 +34,8 @@ class Operation:
     """One operation found in a downgrade()."""
 
     kind: str  # drop_table, drop_column, drop_constraint, drop_index, alter_type,
-    # raw_sql (unclassified), delete_rows, drop_type, uses_connection, calls
+    # raw_sql (unclassified), delete_rows, drop_type, uses_connection, autocommit,
+    # sql (adds or reads only)
     table: str | None = None
     column: str | None = None
     name: str | None = None
@@ -65,6 +66,11 @@ class Downgrade:
     @property
     def destructive(self) -> bool:
         return any(o.destructive for o in self.operations)
+
+    @property
+    def autocommits(self) -> bool:
+        """Part of it commits on its own (autocommit_block): no step transaction."""
+        return any(o.kind == "autocommit" for o in self.operations)
 
     @property
     def uses_connection(self) -> bool:
@@ -170,6 +176,9 @@ class _Visitor(ast.NodeVisitor):
     def visit_Call(self, node: ast.Call) -> None:
         self.generic_visit(node)
         method = _method(node)
+        if method == "autocommit_block":
+            self._add("autocommit", node.lineno + self.offset)
+            return
         owner = _owner(node)
         if method is None or owner is None:
             return

@@ -48,8 +48,12 @@ def _moved(target: str, expected: tuple[str, ...], found: tuple[str, ...]
 
 def step_runner(project: Project, alembic_step: RevisionStep,
                 before: tuple[str, ...], after: tuple[str, ...],
-                memory: Memory) -> StepRun:
-    """Run one revision's migration in its own transaction, then check heads."""
+                memory: Memory, *, own_transaction: bool = True) -> StepRun:
+    """Run one revision's migration in its own transaction, then check heads.
+
+    A revision that commits part of its work itself (autocommit_block) needs
+    Alembic to hold the transaction, so dbr then leaves it to env.py.
+    """
     target = project.target
 
     def run(ctx: Context) -> dict[str, Any]:
@@ -75,7 +79,10 @@ def step_runner(project: Project, alembic_step: RevisionStep,
                         hint="the step was rolled back where the dialect allows; "
                         "check the revision's scripts")
 
-            with conn.begin():
+            if own_transaction:
+                with conn.begin():
+                    project.run_env(steps, connection=conn)
+            else:
                 project.run_env(steps, connection=conn)
         memory.own_connection = seen.get("own")
         if "heads" not in seen:

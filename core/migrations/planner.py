@@ -206,8 +206,13 @@ def plan(target: Target, spec: str, *, direction: str = "downgrade",
             step = _step(project, path, index, alembic_step, sql[index],
                          transactional, journal, memory)
             script = alembic_step.revision
-            found = step_risks(step.name, script.revision,
-                               _analysis(script.path, direction),
+            analysis = _analysis(script.path, direction)
+            if analysis.autocommits:
+                step.transactional = False
+                step.run = execution.step_runner(
+                    project, alembic_step, path.heads[index], path.heads[index + 1],
+                    memory, own_transaction=False)
+            found = step_risks(step.name, script.revision, analysis,
                                is_merge=len(script._versioned_down_revisions) > 1,
                                measure=measure,
                                critical_tables=target.config.critical_tables,
@@ -299,6 +304,14 @@ def trial_plan(target: Target, spec: str, *, journal: Journal | None = None,
                       "(restore a backup into a scratch database) instead")
     project = project or load_project(target)
     path = route(project, spec, "downgrade")
+    itself = [s.revision.revision for s in path.steps
+              if _analysis(s.revision.path).autocommits]
+    if itself:
+        raise Refused(f"cannot trial a downgrade of {target.name!r}",
+                      cause=f"{', '.join(itself)} commit(s) part of the work itself "
+                      "(autocommit_block), which no transaction can roll back",
+                      hint="plan the downgrade without --trial, or trial it in a "
+                      "copy of the database")
     name = "trial downgrade"
     rendered = render_sql(project, path.steps, path.heads)
     sql = "\n".join(

@@ -121,6 +121,10 @@ def _operation_risk(step: str, revision: str, op: Operation, measure: Measurer,
     if op.kind == "raw_sql":
         text = f": {_short(op.sql)}" if op.sql else " (built at run time)"
         return Risk(op.kind, f"{where} runs SQL dbr cannot classify{text}", step=step)
+    if op.kind == "autocommit":
+        return Risk(op.kind, f"{where} commits part of its work itself "
+                    "(autocommit_block): if the step fails later, that part stays",
+                    step=step)
     if op.kind == "uses_connection":
         return Risk(op.kind, f"{where} uses the live connection (op.get_bind()); "
                     "what it does depends on the data", step=step)
