@@ -273,3 +273,27 @@ async def test_an_operation_outlives_the_console(demo: Path) -> None:
         await settle(pilot, lambda: isinstance(app.screen, ProgressScreen)
                      and app.screen.finished, tries=400)
         assert "SUCCEEDED: back up shop" in screen_text(app)
+
+
+async def test_backups_sort_and_filter(demo: Path) -> None:
+    app = open_app(demo)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("2")
+        table = app.screen.query_one("#backups-table", VirtualTable)
+        await settle(pilot, lambda: len(table.rows) > 2, tries=400)
+        total = len(table.rows)
+        await pilot.press("s")  # by age
+        ages = [r.value(1) for r in table.rows]
+        assert ages == sorted(ages)
+        await pilot.press("s")  # by size
+        sizes = [r.value(2) for r in table.rows]
+        assert sizes == sorted(sizes)
+        labelled = sum("nightly" in r.text(3) for r in table.rows)
+        await pilot.press("slash", *"nightly")  # a word only labels hold
+        await pilot.pause()
+        assert 0 < len(table.rows) == labelled < total
+        assert all("nightly" in r.text(3) for r in table.rows)
+        await pilot.press("escape")
+        await pilot.pause()
+        assert len(table.rows) == total
+        assert table.has_focus

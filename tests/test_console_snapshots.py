@@ -162,3 +162,10 @@ def test_roll_back_or_restore(snap_compare: Any, still_demo: Path,
 
     assert snap_compare(open_app(still_demo), terminal_size=size,
                         run_before=until(ready, "o"))
+
+
+def test_no_color_main_screen(snap_compare: Any, still_demo: Path,
+                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert snap_compare(open_app(still_demo), terminal_size=(80, 24),
+                        run_before=loaded("3"))
