@@ -250,6 +250,7 @@ async def test_timeline_export_writes_markdown(demo: Path, tmp_path: Path) -> No
     text = target_file.read_text()
     assert text.startswith("# Incident timeline: shop")
     assert "back up shop" in text and "succeeded" in text
+    assert "- Health: lowest score 100%" in text  # the sample taken on opening
 
 
 async def test_an_operation_outlives_the_console(demo: Path) -> None:

@@ -112,9 +112,10 @@ class TimelineScreen(Screen):
 
 
 def _samples(ws: Any, target: str, since: datetime, until: datetime) -> list[dict]:
+    """The health samples kept for target; core.timeline keeps the window's."""
     health = engine("health")
-    reader = getattr(health, "samples", None) if health else None
-    if reader is None:
+    if health is None:
         return []
-    return [s if isinstance(s, dict) else s.to_dict()
-            for s in reader(ws.store, target, since=since, until=until)]
+    kept = ws.settings.targets[target].health.keep_samples
+    return [s.to_dict() for s in health.recent_samples(ws, target, limit=kept)
+            if since <= s.at <= until]
