@@ -298,3 +298,33 @@ async def test_backups_sort_and_filter(demo: Path) -> None:
         await pilot.pause()
         assert len(table.rows) == total
         assert table.has_focus
+
+
+async def test_upgrade_to_a_pending_revision(demo: Path) -> None:
+    ws = Workspace.open(demo)
+    try:
+        target = ws.target("shop")
+        plan = migrations.plan(target, "60e91c", direction="downgrade",
+                               journal=ws.journal)
+        assert ws.executor.run(plan, target, confirmed=True, safety_backup=False).ok
+    finally:
+        ws.close()
+    app = open_app(demo)
+    async with app.run_test(size=(100, 40)) as pilot:
+        await select_revision(app, pilot, "70fa42")
+        assert "· pending" in screen_text(app)
+        await pilot.press("u")
+        await settle(pilot, lambda: isinstance(app.screen, PlanScreen)
+                     and app.screen.plan is not None, tries=400)
+        assert "does not destroy data" in screen_text(app)
+        await pilot.press("c")
+        await settle(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        await settle(pilot, lambda: isinstance(app.screen, ProgressScreen))
+        await settle(pilot, lambda: app.screen.finished, tries=RUN_TRIES)
+        assert app.screen.operation["status"] == "succeeded"
+    ws = Workspace.open(demo)
+    try:
+        assert migrations.current(ws.target("shop")).heads == ["70fa42"]
+    finally:
+        ws.close()
