@@ -77,5 +77,8 @@ def test_the_readme_walkthrough_runs_as_written(pagila_name: str,
     assert kinds[0] == "migration.downgrade" and log[0]["status"] == "succeeded"
     assert "migration.upgrade" in kinds and "backup.create" in kinds
     backups = dbr("backups", "list", "pagila")
-    assert len(backups) == 2  # the one taken by hand, and the safety backup
-    assert sum(1 for b in backups if b["pinned"]) == 1
+    by_hand = [b for b in backups if b["label"] == "after the release"]
+    safety = [b for b in backups if b["pinned"]]
+    assert len(by_hand) == 1 and not by_hand[0]["pinned"]
+    # One before the upgrade (its UPDATE changes rows), one before the downgrade.
+    assert len(safety) == 2 and len(backups) == 3
