@@ -28,11 +28,13 @@ def render_plan(plan: Any, *, safety_backup: bool = True) -> RenderableType:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             head.append(f"\n{key.replace('_', ' ')}: {value}")
         elif isinstance(value, dict) and value and len(value) <= 40:
-            head.append(f"\n{key.replace('_', ' ')}:")
-            for name, item in value.items():
-                head.append(f"\n  {name}: {_words(item)}")
+            shown = {k: v for k, v in value.items() if _plain(v)}
+            if shown:
+                head.append(f"\n{key.replace('_', ' ')}:")
+            for name, item in shown.items():
+                head.append(f"\n  {name.replace('_', ' ')}: {_words(item)}")
         elif isinstance(value, list) and value and len(value) <= 40 and all(
-                isinstance(item, dict) for item in value):
+                isinstance(item, dict) and _plain(item) for item in value):
             head.append(f"\n{key.replace('_', ' ')}:")
             for item in value:
                 head.append(f"\n  {_words(item)}")
@@ -91,3 +93,10 @@ def _words(value: Any) -> str:
     if isinstance(value, int) and not isinstance(value, bool):
         return f"{value:,}"
     return str(value)
+
+
+def _plain(value: Any) -> bool:
+    """A scalar, or a flat dict of scalars: what reads well in a preview."""
+    if isinstance(value, dict):
+        return all(not isinstance(v, (dict, list)) for v in value.values())
+    return not isinstance(value, list)
