@@ -328,3 +328,51 @@ async def test_upgrade_to_a_pending_revision(demo: Path) -> None:
         assert migrations.current(ws.target("shop")).heads == ["70fa42"]
     finally:
         ws.close()
+
+
+async def test_a_refused_run_says_why_and_changes_nothing(demo: Path) -> None:
+    ws = Workspace.open(demo)
+    ws.journal.acquire_lock("shop", "held-by-test", "test.hold")
+    try:
+        app = open_app(demo)
+        async with app.run_test(size=(100, 40)) as pilot:
+            await select_revision(app, pilot, "60e91c")
+            await pilot.press("d")
+            await settle(pilot, lambda: isinstance(app.screen, PlanScreen)
+                         and app.screen.plan is not None, tries=400)
+            await pilot.press("c", *"shop", "enter")
+            await settle(pilot, lambda: isinstance(app.screen, ProgressScreen))
+            await settle(pilot, lambda: app.screen.finished, tries=RUN_TRIES)
+            text = screen_text(app)
+            assert "NOT STARTED" in text and "exit status 3" in text
+            assert "lock" in text.lower()
+        assert migrations.current(ws.target("shop")).heads == ["70fa42"]
+    finally:
+        ws.journal.release_lock("shop", "held-by-test")
+        ws.close()
+
+
+async def test_a_running_operation_is_shown_and_followed(demo: Path) -> None:
+    """An operation running elsewhere (here: this process) is announced and followed."""
+    ws = Workspace.open(demo)
+    op = ws.journal.begin("backup.restore", "shop", "restore shop from backup x",
+                          plan={"steps": [{"name": "restore"}]})
+    step = ws.journal.step_started(op, 0, "restore", "replace shop")
+    try:
+        app = open_app(demo)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await settle(pilot, lambda: "RUNNING: restore shop" in screen_text(app),
+                         tries=400)
+            assert any("is running" in str(n.message) for n in app._notifications)
+            await pilot.press("4")
+            table = app.screen.query_one("#journal-table", VirtualTable)
+            await settle(pilot, lambda: table.move_to(op), tries=400)
+            await pilot.press("enter")
+            await settle(pilot, lambda: isinstance(app.screen, ProgressScreen))
+            await settle(pilot, lambda: "▶ running" in screen_text(app), tries=400)
+            ws.journal.step_finished(step, "succeeded")
+            ws.journal.finish(op, "succeeded")
+            await settle(pilot, lambda: app.screen.finished, tries=400)
+            assert "SUCCEEDED: restore shop" in screen_text(app)
+    finally:
+        ws.close()
