@@ -27,7 +27,7 @@ class ActionsProvider(Provider):
         from console.screens.main import MainScreen
 
         if not isinstance(self.screen, MainScreen):
-            return []
+            return self._screen_actions()
         read_only = getattr(self.app, "read_only", False)
         found = []
         for action in SCREEN_ACTIONS + MIGRATION_ACTIONS + BACKUP_ACTIONS + \
@@ -36,6 +36,19 @@ class ActionsProvider(Provider):
             name = f"{action.title} · key {key}"
             help_text = "disabled: read-only" if (read_only and action.changes) else ""
             found.append((name, help_text, action))
+        return found
+
+    def _screen_actions(self) -> list[tuple[str, str, Action]]:
+        """On a flow's screen: its own keys (confirm, cancel, back...)."""
+        found = []
+        for key, active in self.screen.active_bindings.items():
+            binding = active.binding
+            if not binding.description or binding.system:
+                continue
+            action = Action(key, binding.action, binding.tooltip or binding.description)
+            help_text = "" if active.enabled else "not available now"
+            found.append((f"{action.title} · key {binding.key_display or key}",
+                          help_text, action))
         return found
 
     async def discover(self) -> Hits:
@@ -54,6 +67,9 @@ class ActionsProvider(Provider):
         screen = self.screen
         pane = PANE_OF.get(id(action))
         node = screen
+        active = screen.active_bindings.get(action.key)
+        if active is not None and active.binding.action == action.action:
+            node = active.node
         if pane is not None:
             screen.show_pane(pane)  # type: ignore[attr-defined]
             node = screen.query_one(f"#{pane}")

@@ -199,3 +199,13 @@ async def test_a_silent_database_never_freezes_the_screen(
             assert "stuck ?" in screen_text(app)  # its score: unknown, in words
     finally:
         silent.close()
+
+
+async def test_command_palette_on_a_flow_screen_lists_its_keys(
+        demo_config: Path) -> None:
+    app = open_app(demo_config)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("e")  # the timeline export screen
+        await pilot.pause()
+        await pilot.press("ctrl+p", *"write")
+        await settle(pilot, lambda: "Write file · key ctrl+s" in screen_text(app))
