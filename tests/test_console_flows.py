@@ -376,3 +376,23 @@ async def test_a_running_operation_is_shown_and_followed(demo: Path) -> None:
             assert "SUCCEEDED: restore shop" in screen_text(app)
     finally:
         ws.close()
+
+
+async def test_deep_verify_marks_the_backup(demo: Path) -> None:
+    ws = Workspace.open(demo)
+    try:
+        made = backups.create_backup(ws, "shop", label="to check")
+    finally:
+        ws.close()
+    app = open_app(demo)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("2")
+        table = app.screen.query_one("#backups-table", VirtualTable)
+        await settle(pilot, lambda: table.move_to(made.id), tries=400)
+        await pilot.press("V")
+        await settle(pilot, lambda: isinstance(app.screen, ProgressScreen))
+        await settle(pilot, lambda: app.screen.finished, tries=RUN_TRIES)
+        assert app.screen.operation["status"] == "succeeded"
+        await pilot.press("escape")
+        await settle(pilot, lambda: any(r.key == made.id and r.text(4) == "✓ deep"
+                                        for r in table.rows), tries=400)
