@@ -146,7 +146,7 @@ def plan_restore(ws: Workspace, id_prefix: str, target: str | None = None,
                                      backup_dir=backup.path.parent))
     else:
         destination = ws.target(target or backup.target)
-    if backup.verify_ok:
+    if backup.verified:
         # Fully verified before: proving the file unchanged since is enough.
         verification = verify.checksum_only(backup)
     else:

@@ -55,6 +55,13 @@ def preflight(backup: Backup, target: Target, verification: Verification) -> Non
         raise Refused(f"backup {backup.id} failed verification; it will not be "
                       "restored", cause="; ".join(verification.problems),
                       hint="pick another backup (`dbr backups list`)")
+    if backup.deep_verify_ok is False:
+        raise Refused(f"backup {backup.id} failed its deep verification; it will "
+                      "not be restored",
+                      cause=str((backup.manifest.get("deep_verification") or {})
+                                .get("checks", "")),
+                      hint=f"run `dbr backups verify {backup.id} --deep` again, or "
+                      "pick another backup")
     missing = inspect.missing_requirements(target, backup.manifest.get("requires")
                                            or {})
     if missing:
