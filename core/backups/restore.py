@@ -58,8 +58,10 @@ def preflight(backup: Backup, target: Target, verification: Verification) -> Non
     if backup.deep_verify_ok is False:
         raise Refused(f"backup {backup.id} failed its deep verification; it will "
                       "not be restored",
-                      cause=str((backup.manifest.get("deep_verification") or {})
-                                .get("checks", "")),
+                      cause="; ".join(
+                          f"{c['check']}: {c['detail']}" for c in
+                          (backup.manifest.get("deep_verification") or {})
+                          .get("checks", []) if not c.get("ok")),
                       hint=f"run `dbr backups verify {backup.id} --deep` again, or "
                       "pick another backup")
     missing = inspect.missing_requirements(target, backup.manifest.get("requires")
