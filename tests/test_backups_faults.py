@@ -481,3 +481,22 @@ def test_a_restore_needing_a_missing_definer_is_refused_before_anything_runs(
     assert f"DEFINER '{ghost}@%'" in str(raised.value)
     assert ws.journal.operations("db", kind="backup.restore") == []
     ws.close()
+
+
+def test_a_deep_verify_that_finds_other_row_counts_blocks_the_restore(
+        tmp_path: Path, sqlite_url: str) -> None:
+    load_chinook_sqlite(sqlite_url)
+    ws = workspace(tmp_path, sqlite_url, "chinook")
+    backup = backups.create_backup(ws, "chinook")
+    manifest = json.loads(backup.manifest_path.read_text())
+    manifest["tables"]["Track"] += 1  # the manifest no longer matches the dump
+    backup.manifest_path.write_text(json.dumps(manifest))
+    backups.rescan(ws)
+
+    result = backups.verify_backup(ws, backup.id, deep=True)
+    assert not result.ok
+    assert "Track: 3503 rows, manifest: 3504" in "; ".join(result.problems)
+    assert backups.get_backup(ws, backup.id).deep_verify_ok is False
+    with pytest.raises(Refused, match="failed"):
+        backups.plan_restore(ws, backup.id)
+    ws.close()
