@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from core import migrations, snapshots
-from core.errors import Refused
+from core.errors import DbrError, Refused
 from core.events import Bus
 from core.executor import Executor
 from core.journal import Journal
@@ -231,3 +231,23 @@ def test_a_revision_with_an_autocommit_block_runs_but_is_not_trialled(
     assert executor.run(migrations.plan(target, "heads", direction="upgrade"),
                         target, confirmed=True).ok
     assert snapshots.take(target).tables["big"]["indexes"] == ["ix_big_name (name)"]
+
+
+def test_an_env_py_pointing_elsewhere_is_refused(
+        sqlite_url: str, tmp_path: Path, executor: Executor,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    ini = write_project(tmp_path / "p", table_revs("r1", "r2"), own_engine=True)
+    alembic_upgrade(sqlite_url, ini)
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    alembic_upgrade(other, ini)
+    env = tmp_path / "p" / "migrations" / "env.py"
+    env.write_text(env.read_text().replace(
+        'engine = engine_from_config(config.get_section(config.config_ini_section, {}),'
+        '\n                                prefix="sqlalchemy.", poolclass=pool.NullPool)',
+        'import os, sqlalchemy\n    engine = sqlalchemy.create_engine('
+        'os.environ["DATABASE_URL"])'))
+    monkeypatch.setenv("DATABASE_URL", other)
+    target = target_for(sqlite_url, ini)
+    with pytest.raises(DbrError, match="connected to another database"):
+        migrations.plan(target, "r1")
+    assert heads(other) == ["r2"] and heads(sqlite_url) == ["r2"]

@@ -211,3 +211,18 @@ def test_analyses_are_cached_by_content(sqlite_url: str, tmp_path: Path) -> None
                                                      'op.drop_table("t_r9")'))
     again = migrations.history(target)
     assert again.revisions[0].downgrade.operations[0].table == "t_r9"
+
+
+def test_a_row_that_only_depends_on_another_row_is_a_valid_head(
+        sqlite_url: str, tmp_path: Path) -> None:
+    ini = write_project(tmp_path, [
+        *table_revs("r0", "r1"),
+        Rev("x", None, upgrade=create_table("x"), depends_on=("r1",)),
+    ])
+    alembic_upgrade(sqlite_url, ini)
+    engine = sa.create_engine(sqlite_url)
+    with engine.begin() as conn:  # Alembic leaves both rows in such histories
+        conn.execute(sa.text("delete from alembic_version"))
+        conn.execute(sa.text("insert into alembic_version values ('r1'), ('x')"))
+    engine.dispose()
+    assert migrations.current(target_for(sqlite_url, ini)).problems == []

@@ -65,6 +65,7 @@ def step_runner(project: Project, alembic_step: RevisionStep,
 
             def steps(heads: tuple[str, ...], context: MigrationContext
                       ) -> Iterator[RevisionStep]:
+                project.check_database(context)
                 if tuple(sorted(heads)) != before:
                     raise _moved(target.name, before, tuple(sorted(heads)))
                 seen["own"] = context.connection is conn

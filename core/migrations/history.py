@@ -190,9 +190,9 @@ def check_heads(target: str, script: ScriptDirectory, state: VersionState) -> Cu
             "deploy the code that holds this revision (or point `alembic` in "
             "dbr.toml at it) before planning a downgrade", unknown))
     known = [h for h in set(heads) if h not in unknown]
+    # Only the down_revision chain counts: a row may depend_on another row.
     below = {h for h in known
-             if any(h != other and h in applied_revisions(script, [other])
-                    for other in known)}
+             if any(h != other and h in _lineage(script, other) for other in known)}
     if below:
         result.problems.append(Problem(
             "not_heads",
@@ -201,6 +201,21 @@ def check_heads(target: str, script: ScriptDirectory, state: VersionState) -> Cu
             "remove the ancestor rows from the version table (`alembic stamp` the "
             "real heads)", tuple(sorted(below))))
     return result
+
+
+def _lineage(script: ScriptDirectory, head: str) -> set[str]:
+    """The revisions below head along down_revision alone."""
+    seen: set[str] = set()
+    todo = [head]
+    while todo:
+        revision = todo.pop()
+        if revision in seen:
+            continue
+        seen.add(revision)
+        rev = script.revision_map.get_revision(revision)
+        if rev is not None:
+            todo.extend(rev._versioned_down_revisions)
+    return seen - {head}
 
 
 def _known(script: ScriptDirectory, revision: str) -> bool:

@@ -81,7 +81,8 @@ class Project:
         return config
 
     def run_env(self, fn: StepsFn, *, connection: Connection | None = None,
-                as_sql: bool = False, starting_rev: str | None = None,
+                as_sql: bool = False,
+                starting_rev: str | tuple[str, ...] | None = None,
                 destination_rev: str | None = None,
                 output: io.StringIO | None = None, dont_mutate: bool = False,
                 ) -> None:
@@ -100,6 +101,7 @@ class Project:
         seen: dict[str, Any] = {}
 
         def read(heads: tuple[str, ...], context: MigrationContext) -> list:
+            self.check_database(context)
             inspector = sa.inspect(context.connection)
             seen["exists"] = inspector.has_table(context.version_table,
                                                  schema=context.version_table_schema)
@@ -125,6 +127,29 @@ class Project:
                            hint="check the project's env.py")
         return VersionState(heads=tuple(seen["heads"]), table=seen["table"],
                             schema=seen["schema"], exists=seen["exists"])
+
+    def check_database(self, context: MigrationContext) -> None:
+        """Refuse when env.py connected somewhere else than the target.
+
+        An env.py that reads its URL from, say, $DATABASE_URL would otherwise
+        migrate another database than the one the plan was made for.
+        """
+        url = context.connection.engine.url
+        mine = self.target.url
+        if mine.get_backend_name() == "sqlite":
+            same = Path(url.database or "").resolve() == Path(mine.database or ""
+                                                              ).resolve()
+        else:
+            same = (url.host or "localhost", url.port, url.database) == (
+                mine.host or "localhost", url.port if mine.port is None else mine.port,
+                mine.database)
+        if not same or url.get_backend_name() != mine.get_backend_name():
+            raise DbrError(
+                f"env.py of {self.target.name!r} connected to another database",
+                cause=f"it opened {url.render_as_string(hide_password=True)}, the "
+                f"target is {self.target.display_url}",
+                hint="let env.py use config.attributes['connection'] or "
+                "sqlalchemy.url (dbr sets both); nothing was run")
 
     @contextmanager
     def connect(self, connection: Connection | None = None) -> Iterator[Connection]:

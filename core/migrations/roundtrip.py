@@ -238,6 +238,7 @@ def _run(work: Project, step: RevisionStep) -> str:
     seen: dict[str, str] = {}
 
     def steps(heads: tuple[str, ...], context: Any) -> Iterator[RevisionStep]:
+        work.check_database(context)
         seen["table"] = context.version_table
         yield step
 
