@@ -26,8 +26,9 @@ SCREEN_ACTIONS = [
     Action("4", "pane('journal')", "Rollback log pane", show=False),
     Action("t", "switch_target", "Switch target", "Target"),
     Action("o", "roll_back_or_restore", "Roll back or restore?", "Roll back?"),
-    Action("f", "open_suggestion", "Open the fired trigger's plan", changes=True,
-           show=False),
+    # Shown only while a fired trigger's banner is up (see MainScreen.check_action).
+    Action("f", "open_suggestion", "Open the fired trigger's plan", "Suggested plan",
+           changes=True),
     Action("e", "export_timeline", "Export incident timeline", "Timeline"),
     Action("ctrl+r", "refresh", "Refresh", show=False),
     Action("q", "app.quit", "Quit", "Quit"),

@@ -111,10 +111,10 @@ class MainScreen(PaneLoaders, Screen):
     # -- actions ----------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "open_suggestion" and self.suggestion is None:
+            return False  # hidden until a trigger fires
         if action in CHANGING and self.app.read_only:
             return None  # shown, greyed out: read-only mode
-        if action == "open_suggestion":
-            return self.suggestion is not None
         return True
 
     def action_pane(self, name: str) -> None:
