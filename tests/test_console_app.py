@@ -190,6 +190,7 @@ async def test_a_silent_database_never_freezes_the_screen(
                 "journal"]
             await pilot.press("t")
             await settle(pilot, lambda: isinstance(app.screen, TargetsScreen))
+            assert "stuck  score unknown" in screen_text(app)
             await pilot.press("up", "enter")
             await settle(pilot, lambda: app.target_name == "shop")
             header = app.screen.query_one(TargetHeader)

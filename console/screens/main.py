@@ -16,6 +16,7 @@ from textual.worker import get_current_worker
 
 from console import messages as msg
 from console.actions import CHANGING, SCREEN_ACTIONS, bindings
+from console.format import score_words
 from console.loading import PaneLoaders
 from console.widgets.alerts import AlertsStream
 from console.widgets.backups_pane import BackupsPane
@@ -133,8 +134,14 @@ class MainScreen(PaneLoaders, Screen):
                 self.query_one(AlertsStream).clear()
                 self.load_all()
 
+        scores = {}
+        for name in self.app.target_names:
+            sample = self.scores.get(name)
+            scores[name] = score_words(sample.score, sample.threshold, sample.healthy,
+                                       sample.conclusive)[0] if sample else \
+                "score unknown (not measured yet)"
         self.app.push_screen(TargetsScreen(self.app.target_names,
-                                           self.app.target_name), chosen)
+                                           self.app.target_name, scores), chosen)
 
     def action_export_timeline(self) -> None:
         from console.screens.timeline import TimelineScreen
