@@ -37,7 +37,16 @@ Public API (every result is a dataclass with to_dict(); nothing here prints):
         whose first revision expects tables made before Alembic.
         progress(done, total, message) is called before each revision.
 
-Schema snapshots live in core.snapshots (take, record, diff, load, snapshots).
+How a plan runs (core.migrations.execution): each revision in its own transaction
+(env.py joins dbr's; a revision with an autocommit_block gets Alembic's instead and
+is marked non-transactional), the version table checked against the prediction
+before commit, and a failure report naming the revision the database is at, what
+the failed step committed (MySQL/MariaDB) and what to do. env.py runs one at a time
+per process, its fileConfig() is skipped, and it must connect to the target (an
+env.py that opens another database is refused).
+
+Schema snapshots live in core.snapshots (take, record, diff, load, snapshots); the
+executor records one before and after every plan with Plan.snapshot set.
 """
 
 from __future__ import annotations
