@@ -101,6 +101,9 @@ def test_roundtrip_from_the_command_line(workspace: Path, tmp_path: Path,
     result = json.loads(capsys.readouterr().out)
     assert code == 0 and result["ok"] and result["counts"] == {"ok": 3}
     assert result["scratch_dropped"] and not scratch.exists()
+    journal = Journal(Store(f"sqlite:///{tmp_path / 'state.db'}"))
+    [entry] = journal.operations("shop", kind="migration.roundtrip")
+    assert entry["status"] == "succeeded" and entry["result"]["counts"] == {"ok": 3}
 
 
 def test_the_demo_workspace(tmp_path: Path,

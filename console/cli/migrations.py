@@ -213,7 +213,7 @@ def cmd_test(args: argparse.Namespace) -> int:
             print(f"[{done}/{total}] {message}", file=sys.stderr, flush=True)
 
     result = migrations.roundtrip(target, args.scratch, progress=progress,
-                                  copy_schema=args.copy_schema)
+                                  copy_schema=args.copy_schema, journal=ws.journal)
     if args.json:
         emit_json(result.to_dict())
         return EXIT_OK if result.ok else EXIT_FAILED

@@ -16,6 +16,8 @@ from alembic.script import Script
 
 from core import snapshots
 from core.errors import DbrError
+from core.journal import FAILED as JOURNAL_FAILED
+from core.journal import SUCCEEDED, Journal
 from core.migrations.history import _analysis, applied_revisions
 from core.migrations.project import Project, load_project
 from core.migrations.scratch import copy_schema as copy_schema_into
@@ -78,13 +80,16 @@ class RoundTrip:
 
 
 def roundtrip(target: Target, scratch_url: str, progress: Progress | None = None,
-              *, copy_schema: bool = False) -> RoundTrip:
+              *, copy_schema: bool = False, journal: Journal | None = None
+              ) -> RoundTrip:
     """Round-trip every revision of target's project in a fresh scratch database.
 
     By default the walk goes up from an empty database. With copy_schema the
     scratch starts as a copy of the target's schema (no rows) at the target's
     heads, and the walk goes down from there: for projects whose first revision
-    expects tables that existed before Alembic did.
+    expects tables that existed before Alembic did. With a journal, the run is
+    recorded as a `migration.roundtrip` operation (no lock: the target is only
+    read).
     """
     project = load_project(target)
     scratch = scratch_target(target, scratch_url)
@@ -92,7 +97,30 @@ def roundtrip(target: Target, scratch_url: str, progress: Progress | None = None
     results = [RevisionResult(s.revision, (s.doc or "").strip()) for s in order]
     report = RoundTrip(target=target.name, scratch=scratch.display_url,
                        revisions=results, copied_schema=copy_schema)
-    state = project.version_state() if copy_schema else None
+    operation = journal.begin(
+        "migration.roundtrip", target.name,
+        f"round trip of {target.name} in {scratch.display_url}",
+        options={"scratch": scratch.display_url, "copy_schema": copy_schema},
+    ) if journal else None
+    try:
+        _roundtrip(project, target, scratch, order, results, report,
+                   progress or (lambda *_: None))
+    except BaseException as exc:
+        if journal and operation:
+            journal.finish(operation, JOURNAL_FAILED, error=_describe(exc),
+                           result=report.to_dict())
+        raise
+    if journal and operation:
+        journal.finish(operation, SUCCEEDED if report.ok else JOURNAL_FAILED,
+                       error=None if report.ok else "; ".join(report.summary_lines()),
+                       result=report.to_dict())
+    return report
+
+
+def _roundtrip(project: Project, target: Target, scratch: Target,
+               order: list[Script], results: list[RevisionResult],
+               report: RoundTrip, progress: Progress) -> None:
+    state = project.version_state() if report.copied_schema else None
     with scratch_database(scratch) as dropped:
         work = Project(scratch, project.location)
         if state is not None:
@@ -103,12 +131,11 @@ def roundtrip(target: Target, scratch_url: str, progress: Progress | None = None
                     result.detail = "not applied on the target, so not tested"
             downward = [(s, r) for s, r in zip(order, results, strict=True)
                         if s.revision in applied][::-1]
-            _walk_down(work, scratch, downward, progress or (lambda *_: None))
+            _walk_down(work, scratch, downward, progress)
         else:
-            _walk(work, scratch, order, results, progress or (lambda *_: None))
+            _walk(work, scratch, order, results, progress)
         scratch.dispose()
     report.dropped = dropped[0]
-    return report
 
 
 def topological(project: Project) -> list[Script]:
