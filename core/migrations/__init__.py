@@ -28,14 +28,16 @@ Public API (every result is a dataclass with to_dict(); nothing here prints):
     route(project, spec, direction) -> Route
         Only the steps and the heads before/after each (no database reads but the
         version table); used by plan and by the round-trip test.
-    roundtrip(target, scratch_url, progress=None, copy_schema=False) -> RoundTrip
+    roundtrip(target, scratch_url, progress=None, copy_schema=False,
+              journal=None) -> RoundTrip
         Upgrade, snapshot, downgrade, compare, upgrade again for every revision,
         in a scratch database dbr creates (an existing one is refused) and always
         drops. Statuses: ok, leftover (a PostgreSQL enum type, say), noop (the
         downgrade does nothing), failed, not reached. copy_schema starts from the
         target's schema without rows at its heads and walks down, for projects
         whose first revision expects tables made before Alembic.
-        progress(done, total, message) is called before each revision.
+        progress(done, total, message) is called before each revision; with a
+        journal the run is recorded as a migration.roundtrip operation.
 
 How a plan runs (core.migrations.execution): each revision in its own transaction
 (env.py joins dbr's; a revision with an autocommit_block gets Alembic's instead and

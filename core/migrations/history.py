@@ -245,7 +245,7 @@ def _revision(rev: Script, applied: set[str], children: int,
     )
 
 
-def _analysis(path: str | None, function: str = "downgrade") -> Downgrade:
+def read_analysis(path: str | None, function: str = "downgrade") -> Downgrade:
     if not path:
         return Downgrade(found=False, problem="no source file")
     return analyse_file(path, function)

@@ -13,7 +13,7 @@ from alembic.util import CommandError
 
 from core.errors import ConfigError, DbrError, Refused
 from core.migrations import execution
-from core.migrations.history import Current, _analysis, check_heads
+from core.migrations.history import Current, check_heads, read_analysis
 from core.migrations.project import Project, load_project
 from core.migrations.risks import Measurer, step_risks
 from core.plans import Plan, Postcondition, Risk, Step
@@ -206,7 +206,7 @@ def plan(target: Target, spec: str, *, direction: str = "downgrade",
             step = _step(project, path, index, alembic_step, sql[index],
                          transactional, journal, memory)
             script = alembic_step.revision
-            analysis = _analysis(script.path, direction)
+            analysis = read_analysis(script.path, direction)
             if analysis.autocommits:
                 step.transactional = False
                 step.run = execution.step_runner(
@@ -305,7 +305,7 @@ def trial_plan(target: Target, spec: str, *, journal: Journal | None = None,
     project = project or load_project(target)
     path = route(project, spec, "downgrade")
     itself = [s.revision.revision for s in path.steps
-              if _analysis(s.revision.path).autocommits]
+              if read_analysis(s.revision.path).autocommits]
     if itself:
         raise Refused(f"cannot trial a downgrade of {target.name!r}",
                       cause=f"{', '.join(itself)} commit(s) part of the work itself "

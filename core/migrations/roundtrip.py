@@ -18,7 +18,7 @@ from core import snapshots
 from core.errors import DbrError
 from core.journal import FAILED as JOURNAL_FAILED
 from core.journal import SUCCEEDED, Journal
-from core.migrations.history import _analysis, applied_revisions
+from core.migrations.history import applied_revisions, read_analysis
 from core.migrations.project import Project, load_project
 from core.migrations.scratch import copy_schema as copy_schema_into
 from core.migrations.scratch import scratch_database, scratch_target
@@ -215,7 +215,7 @@ def _walk_down(work: Project, scratch: Target,
             return
         ignore = (version_table,)
         differs = snapshots.diff(before, again, rows=False, ignore=ignore)
-        analysis = _analysis(script.path)
+        analysis = read_analysis(script.path)
         is_merge = len(script._versioned_down_revisions) > 1
         if differs.schema_changed:
             result.status = LEFTOVER
@@ -240,7 +240,7 @@ def _judge(script: Script, result: RevisionResult, before: snapshots.Snapshot,
     left = snapshots.diff(before, after_down, rows=False, ignore=ignore)
     changed = snapshots.diff(before, after_up, rows=False, ignore=ignore)
     undone = snapshots.diff(after_up, after_down, rows=False, ignore=ignore)
-    analysis = _analysis(script.path)
+    analysis = read_analysis(script.path)
     is_merge = len(script._versioned_down_revisions) > 1
     if left.schema_changed and not undone.schema_changed:
         result.status, result.detail = NOOP, "the downgrade changed nothing"
