@@ -251,3 +251,15 @@ def test_an_env_py_pointing_elsewhere_is_refused(
     with pytest.raises(DbrError, match="connected to another database"):
         migrations.plan(target, "r1")
     assert heads(other) == ["r2"] and heads(sqlite_url) == ["r2"]
+
+
+def test_first_upgrade_of_an_empty_database(any_url: str, tmp_path: Path,
+                                            executor: Executor) -> None:
+    ini = write_project(tmp_path, table_revs("r1", "r2"))
+    target = target_for(any_url, ini)
+    assert [p.kind for p in migrations.current(target).problems] == [
+        "missing_version_table"]
+    plan = migrations.plan(target, "heads", direction="upgrade")
+    assert plan.summary["from"] == [] and plan.summary["to"] == ["r2"]
+    assert executor.run(plan, target, confirmed=True).ok
+    assert heads(any_url) == ["r2"] and migrations.current(target).at_head
