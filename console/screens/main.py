@@ -70,7 +70,8 @@ class MainScreen(PaneLoaders, Screen):
     def on_mount(self) -> None:
         self._layout(self.app.size.width, self.app.size.height)
         self.show_pane(self.active)
-        self.open_workspace()
+        # Paint the whole screen first; data follows from the workers.
+        self.call_after_refresh(self.open_workspace)
 
     def on_screen_resume(self) -> None:
         # Back from a flow: what it did shows at once, not at the next poll.
