@@ -28,7 +28,6 @@ class Memory:
 
     def __init__(self) -> None:
         self.before_step: Snapshot | None = None
-        self.own_connection: bool | None = None
 
 
 def read_heads(context: MigrationContext) -> tuple[str, ...]:
@@ -85,7 +84,6 @@ def step_runner(project: Project, alembic_step: RevisionStep,
                     project.run_env(steps, connection=conn)
             else:
                 project.run_env(steps, connection=conn)
-        memory.own_connection = seen.get("own")
         if "heads" not in seen:
             raise DbrError(f"env.py of {target.name!r} ran no migration",
                            hint="check that env.py calls context.run_migrations()")
