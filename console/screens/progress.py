@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
@@ -165,14 +166,19 @@ class ProgressScreen(Screen):
         return True
 
     def action_cancel(self) -> None:
-        self.cancel_asked = True
         if self.run is not None:
             self.run.stop_between_steps()
         elif self.operation and self.operation.get("pid"):
+            if self.operation.get("host") != socket.gethostname():
+                # A pid means nothing on another host: never signal one here.
+                self.app.notify(f"this operation runs on {self.operation['host']}: "
+                                "cancel it there", severity="warning")
+                return
             try:
                 os.kill(self.operation["pid"], signal.SIGTERM)
             except ProcessLookupError:
                 pass
+        self.cancel_asked = True
         self.app.notify("cancel asked: the operation stops after its current step",
                         severity="warning")
         self.refresh_bindings()
