@@ -111,8 +111,10 @@ def cmd_history(args: argparse.Namespace) -> int:
         emit_json([r.to_dict() for r in result.revisions])
         return EXIT_OK
     _print_current(result.current)
-    print()
-    table([("*" if r.applied else "", r.revision, ", ".join(r.down_revisions) or "-",
+    print("  (> the database is here, * applied)\n")
+    at = set(result.current.heads)
+    table([(">" if r.revision in at else "*" if r.applied else "", r.revision,
+            ", ".join(r.down_revisions) or "-",
             _flags(r), _downgrade_text(r), r.message) for r in result.revisions],
           ("", "revision", "down", "flags", "downgrade", "message"))
     return EXIT_OK
