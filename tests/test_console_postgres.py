@@ -145,7 +145,7 @@ async def test_downgrade_on_postgresql_from_the_console(pagila: Path) -> None:
     app = open_app(pagila)
     async with app.run_test(size=(160, 48)) as pilot:
         table = app.screen.query_one("#revisions-table", VirtualTable)
-        await settle(pilot, lambda: len(table.rows) == 3, tries=600)
+        await settle(pilot, lambda: len(table.rows) == 4, tries=600)
         text = screen_text(app)
         assert "pagila" in text and "postgresql" in text
         assert "◀ current" in text and "DROPS table film_review" in text
@@ -169,5 +169,88 @@ async def test_downgrade_on_postgresql_from_the_console(pagila: Path) -> None:
     ws = Workspace.open(pagila)
     try:
         assert migrations.current(ws.target("pagila")).heads == ["b2index"]
+    finally:
+        ws.close()
+
+
+SLOW = '''
+"""step {n}"""
+import sqlalchemy as sa
+from alembic import op
+
+revision = "s{n}"
+down_revision = {down}
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    op.add_column("ledger", sa.Column("c{n}", sa.Integer))
+
+
+def downgrade():
+    op.execute("SELECT pg_sleep(1.5)")  # slow enough to cancel between steps
+    op.drop_column("ledger", "c{n}")
+'''
+
+
+@pytest.fixture
+def slow_project(pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    import sqlalchemy as sa
+    from alembic import command
+    from alembic.config import Config
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    engine = sa.create_engine(pg_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("create table ledger (id serial primary key)"))
+    engine.dispose()
+    project = tmp_path / "slow"
+    versions = project / "migrations" / "versions"
+    versions.mkdir(parents=True)
+    (project / "migrations" / "env.py").write_text(ENV)
+    for n in (1, 2, 3, 4):
+        down = "None" if n == 1 else f'"s{n - 1}"'
+        (versions / f"s{n}_step.py").write_text(SLOW.format(n=n, down=down))
+    (project / "alembic.ini").write_text(
+        "[alembic]\nscript_location = %(here)s/migrations\n"
+        f"sqlalchemy.url = {pg_url}\n")
+    command.upgrade(Config(str(project / "alembic.ini")), "head")
+    config = project / "dbr.toml"
+    config.write_text(
+        '[state]\nurl = "sqlite:///state.db"\n\n[targets.ledger]\n'
+        f'url = "{pg_url}"\nalembic = "alembic.ini"\nbackup_dir = "backups"\n')
+    return config
+
+
+async def test_cancel_stops_the_run_between_steps(slow_project: Path) -> None:
+    app = open_app(slow_project)
+    async with app.run_test(size=(120, 40)) as pilot:
+        table = app.screen.query_one("#revisions-table", VirtualTable)
+        await settle(pilot, lambda: len(table.rows) == 4, tries=600)
+        assert table.move_to("s1")
+        await pilot.press("d")
+        await settle(pilot, lambda: isinstance(app.screen, PlanScreen)
+                     and app.screen.plan is not None, tries=600)
+        await pilot.press("s", "c", *"ledger", "enter")  # no safety backup: faster
+        await settle(pilot, lambda: isinstance(app.screen, ProgressScreen))
+        progress = app.screen
+
+        def first_step_done() -> bool:
+            steps = (progress.operation or {}).get("steps") or []
+            return any(s["status"] == "succeeded" for s in steps)
+
+        await settle(pilot, first_step_done, tries=2400)
+        await pilot.press("c")
+        await settle(pilot, lambda: progress.finished, tries=2400)
+        assert progress.operation["status"] == "cancelled"
+        statuses = [s["status"] for s in progress.operation["steps"]]
+        assert "skipped" in statuses and statuses[0] == "succeeded"
+        assert "CANCELLED" in screen_text(app).upper()
+    ws = Workspace.open(slow_project)
+    try:
+        heads = migrations.current(ws.target("ledger")).heads
+        # Stopped at a step boundary: one or two of the three steps ran, not all.
+        assert heads in (["s3"], ["s2"])
     finally:
         ws.close()
