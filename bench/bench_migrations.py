@@ -13,6 +13,7 @@ is dbr's time over alembic's; the floor is 1.5.
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import subprocess
 import sys
@@ -121,10 +122,13 @@ def measure(commands: dict[str, list[str]], runs: int, cwd: Path
             ) -> dict[str, tuple[float, float]]:
     """Best wall and CPU seconds of each command over runs, after one warm-up.
 
-    The commands take turns, so a busy machine slows each of them alike.
+    The commands take turns, so a busy machine slows each of them alike. dbr's
+    analysis cache lives in cwd, so the run leaves nothing in the user's folders.
     """
+    env = {**os.environ, "DBR_CACHE_DIR": str(cwd / "cache")}
     for args in commands.values():
-        first = subprocess.run(args, cwd=cwd, capture_output=True, text=True)
+        first = subprocess.run(args, cwd=cwd, capture_output=True, text=True,
+                               env=env, check=False)
         if first.returncode != 0:
             sys.exit(f"{' '.join(args)} failed:\n{first.stderr[-2000:]}")
     best = {name: (float("inf"), float("inf")) for name in commands}
@@ -132,7 +136,7 @@ def measure(commands: dict[str, list[str]], runs: int, cwd: Path
         for name, args in commands.items():
             before = resource.getrusage(resource.RUSAGE_CHILDREN)
             start = time.perf_counter()
-            subprocess.run(args, cwd=cwd, capture_output=True, check=True)
+            subprocess.run(args, cwd=cwd, capture_output=True, env=env, check=True)
             wall = time.perf_counter() - start
             after = resource.getrusage(resource.RUSAGE_CHILDREN)
             cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
