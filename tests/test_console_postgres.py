@@ -189,7 +189,7 @@ def upgrade():
 
 
 def downgrade():
-    op.execute("SELECT pg_sleep(1.5)")  # slow enough to cancel between steps
+    op.execute("SELECT pg_sleep(3)")  # slow enough to cancel between steps
     op.drop_column("ledger", "c{n}")
 '''
 
