@@ -71,16 +71,20 @@ def build(database: str, gigabytes: float) -> int:
         while (size := conn.execute(sa.text(
                 "select pg_database_size(current_database())")).scalar_one()) < wanted:
             copy += 1
+            # Copies with their own times and amounts: real data does not repeat
+            # itself, and how well it compresses decides what compression costs.
             conn.execute(sa.text(
                 "insert into rental (rental_date, inventory_id, customer_id, "
                 "return_date, staff_id) select rental_date + make_interval(secs => "
-                ":c * 100000 + rental_id), inventory_id, customer_id, return_date, "
-                "staff_id from rental where rental_id <= 16049"), {"c": copy})
+                ":c * 100000 + rental_id), inventory_id, customer_id, return_date "
+                "+ make_interval(secs => (random() * 86400)::int), staff_id "
+                "from rental where rental_id <= 16049"), {"c": copy})
             conn.execute(sa.text(
                 "insert into payment (customer_id, staff_id, rental_id, amount, "
-                "payment_date) select customer_id, staff_id, rental_id, amount, "
-                "payment_date from payment, generate_series(1, 20) "
-                "where payment_id <= 32098"))
+                "payment_date) select customer_id, staff_id, rental_id, "
+                "round((random() * 12)::numeric, 2), date_trunc('month', "
+                "payment_date) + make_interval(secs => (random() * 27 * 86400)::int)"
+                " from payment, generate_series(1, 20) where payment_id <= 32098"))
             print(f"  growing: {size / 1024**2:,.0f} MB", file=sys.stderr)
         conn.execute(sa.text("vacuum analyze"))
         size = conn.execute(sa.text(
