@@ -36,8 +36,8 @@ def _major(text: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def pg_candidates(name: str, roots: tuple[Path, ...] | None = None
-                  ) -> list[ClientTool]:
+def pg_candidates(name: str, roots: tuple[Path, ...] | None = None, *,
+                  on_path: bool = True) -> list[ClientTool]:
     """Every installed copy of a PostgreSQL client tool with its major version."""
     found: dict[str, ClientTool] = {}
     for root in PG_ROOTS if roots is None else roots:
@@ -46,14 +46,15 @@ def pg_candidates(name: str, roots: tuple[Path, ...] | None = None
         for binary in sorted(root.glob(f"*/bin/{name}")):
             major = _major(binary.parent.parent.name.replace("postgresql@", ""))
             if major is not None and binary.is_file():
-                found[str(binary.resolve())] = ClientTool(str(binary), "", major)
-    on_path = shutil.which(name)
-    if on_path and str(Path(on_path).resolve()) not in found:
-        version = tool_version(on_path)
+                found[str(binary)] = ClientTool(str(binary), "", major)
+    path = shutil.which(name) if on_path else None
+    known = {str(Path(p).resolve()) for p in found}
+    if path and str(Path(path).resolve()) not in known:
+        version = tool_version(path)
         match = re.search(r"\)\s*(\d+)", version)
         major = int(match.group(1)) if match else None
         if major is not None:
-            found[str(Path(on_path).resolve())] = ClientTool(on_path, version, major)
+            found[path] = ClientTool(path, version, major)
     return sorted(found.values(), key=lambda t: t.major)
 
 
@@ -63,7 +64,11 @@ def pick_pg_tool(name: str, server_major: int,
 
     An older pg_dump refuses (or worse, misreads) a newer server, so none is picked.
     """
-    candidates = pg_candidates(name, roots)
+    # The versioned installs first: asking the one on PATH its version is slow
+    # where it is a wrapper script (Debian's pg_wrapper).
+    candidates = pg_candidates(name, roots, on_path=False)
+    if not any(t.major >= server_major for t in candidates):
+        candidates = pg_candidates(name, roots)
     usable = [t for t in candidates if t.major >= server_major]
     if not usable:
         have = ", ".join(f"{t.major} ({t.path})" for t in candidates) or "none"
