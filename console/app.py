@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import ClassVar
 
@@ -53,6 +55,7 @@ class DbrConsole(App):
     def on_mount(self) -> None:
         from console.screens.main import MainScreen
 
+        asyncio.get_running_loop().set_default_executor(_UnwaitedExecutor())
         self.push_screen(MainScreen())
 
     @property
@@ -67,6 +70,17 @@ class DbrConsole(App):
 
     def on_unmount(self) -> None:
         self.ws.close(timeout=2.0)
+
+
+class _UnwaitedExecutor(ThreadPoolExecutor):
+    """Thread workers whose shutdown does not wait for a stuck database call.
+
+    Workers only read (operations run in their own processes), so a worker still
+    waiting on a dead server when the operator quits has nothing to finish.
+    """
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        super().shutdown(wait=False, cancel_futures=True)
 
 
 def demo_config() -> Path:
@@ -131,11 +145,16 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(exc.exit_code) from None
     try:
         app.run()
-    except Exception as exc:  # noqa: BLE001 - a worker's edge: say why, keep the screen
+    except Exception as exc:  # noqa: BLE001 - leave the terminal with a readable last word
         print(redact(f"dbr-console: internal error: {type(exc).__name__}: {exc}"),
               file=sys.stderr)
         raise SystemExit(1) from None
-    raise SystemExit(app.return_code or 0)
+    # A worker may still wait on a dead server (up to its timeout); the operator
+    # asked to quit, so do not join it at exit. Nothing it holds needs finishing.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(app.return_code or 0)
 
 
 if __name__ == "__main__":

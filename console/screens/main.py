@@ -368,14 +368,11 @@ class MainScreen(PaneLoaders, Screen):
         self.refresh_bindings()
 
     def show_header(self) -> None:
-        from core.secrets import display_url
-
         app = self.app
         lines = {}
         for name in app.target_names:
             config = app.ws.settings.targets[name]
-            line = TargetLine(name, config.dialect, _host(display_url(config.url),
-                                                          config.dialect))
+            line = TargetLine(name, config.dialect, _host(config.url, config.dialect))
             sample = self.scores.get(name)
             if sample is not None:
                 line.score, line.threshold = sample.score, sample.threshold
@@ -386,8 +383,14 @@ class MainScreen(PaneLoaders, Screen):
         self.query_one(TargetHeader).show(lines.get(app.target_name), lines, running)
 
 
-def _host(display: str, dialect: str) -> str:
+def _host(url: str, dialect: str) -> str:
+    """Where the target lives, password-free; a malformed URL says so, not crashes."""
+    from core.secrets import display_url
+
+    try:
+        display = display_url(url)
+    except (ValueError, TypeError):
+        return "(URL not readable: check dbr.toml)"
     if dialect == "sqlite":
         return display.split("///", 1)[-1].rsplit("/", 1)[-1]
     return display.split("@", 1)[-1] if "@" in display else display
-
