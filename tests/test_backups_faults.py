@@ -500,3 +500,25 @@ def test_a_deep_verify_that_finds_other_row_counts_blocks_the_restore(
     with pytest.raises(Refused, match="failed"):
         backups.plan_restore(ws, backup.id)
     ws.close()
+
+
+def test_postgresql_restore_commits_only_when_counts_match_the_manifest(
+        tmp_path: Path, pg_url: str) -> None:
+    from core.backups import loaders
+
+    load_pagila(pg_url)
+    ws = workspace(tmp_path, pg_url, "pagila")
+    target = ws.target("pagila")
+    backup = backups.create_backup(ws, "pagila")
+    with target.engine().begin() as conn:
+        conn.execute(sa.text("create table made_later (x int)"))
+        conn.execute(sa.text("delete from film_actor where actor_id < 50"))
+    target.dispose()
+    before = state_of(target)
+    backup.manifest["tables"]["actor"] += 1  # as if rows had gone missing
+    with pytest.raises(DbrError) as raised:
+        loaders.load(target, backup)
+    assert "rolled back" in str(raised.value)
+    assert "actor: 200 rows, manifest: 201" in str(raised.value)
+    assert state_of(target) == before
+    ws.close()

@@ -201,3 +201,14 @@ def object_counts(conn: Connection, dialect: str) -> dict[str, int]:
         """
     views, triggers, routines = conn.execute(sa.text(query)).one()
     return {"views": views, "triggers": triggers, "routines": routines}
+
+
+def compare_counts(expected: dict[str, int], actual: dict[str, int]) -> list[str]:
+    """Differences between the manifest's row counts and a database's."""
+    problems = []
+    for table, rows in sorted(expected.items()):
+        if table not in actual:
+            problems.append(f"{table}: missing (manifest: {rows} rows)")
+        elif actual[table] != rows:
+            problems.append(f"{table}: {actual[table]} rows, manifest: {rows}")
+    return problems

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import json
 import logging
 import os
 import re
@@ -19,12 +20,13 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 
 from core.backups import stream, tools
 from core.backups.catalog import Backup
-from core.backups.inspect import quote
+from core.backups.inspect import compare_counts, qualified, quote
 from core.backups.stream import Progress, Stop, Tool
 from core.errors import Cancelled, DbrError
 from core.state import new_id
@@ -36,8 +38,12 @@ RESTORE_SETTINGS = "-c maintenance_work_mem=512MB -c work_mem=64MB"
 
 
 def load(target: Target, backup: Backup, *, progress: Progress | None = None,
-         stop: Stop | None = None) -> None:
-    """Restore backup into target; raises DbrError unless every tool succeeded."""
+         stop: Stop | None = None) -> dict[str, int] | None:
+    """Restore backup into target; raises DbrError unless every tool succeeded.
+
+    Returns the row counts checked inside the restore's transaction (PostgreSQL),
+    else None: then the caller counts afterwards.
+    """
     if backup.dialect != target.dialect:
         raise DbrError(f"backup {backup.id} is a {backup.dialect} backup; "
                        f"{target.name} is {target.dialect}",
@@ -46,15 +52,13 @@ def load(target: Target, backup: Backup, *, progress: Progress | None = None,
     chunks = stream.decompressed(backup.path, progress=progress, stop=stop,
                                  digest=digest)
     if backup.dialect == "postgresql":
-        _load_postgresql(target, backup, chunks)
-    elif backup.dialect == "mysql":
+        return _load_postgresql(target, backup, chunks, digest)
+    if backup.dialect == "mysql":
         _load_mysql(target, chunks)
     else:
         _load_sqlite(target, chunks)
-    if digest.hexdigest() != backup.sha256:
-        raise DbrError(f"backup {backup.id} changed while it was restored",
-                       cause="its SHA-256 no longer matches the manifest",
-                       hint="verify it with `dbr backups verify`")
+    _check_digest(backup, digest)
+    return None
 
 
 def pg_major(target: Target) -> int:
@@ -63,13 +67,16 @@ def pg_major(target: Target) -> int:
             // 10000
 
 
-def _load_postgresql(target: Target, backup: Backup, chunks: object) -> None:
+def _load_postgresql(target: Target, backup: Backup, chunks: object,
+                     digest: Any) -> dict[str, int]:
     """pg_restore writes the dump's SQL; psql runs it all in one transaction.
 
     psql first drops the backup's schemas (pg_restore --clean cannot drop what
-    partitions inherit), so objects made since the backup go too. Its transaction
-    commits only after dbr has seen pg_restore succeed: psql's last input is a FIFO
-    that dbr opens only then, and on any failure psql is killed, which rolls back.
+    partitions inherit), so objects made since the backup go too. Before its
+    COMMIT, psql counts the rows it loaded and waits on a FIFO; dbr opens it only
+    when pg_restore succeeded, the file's SHA-256 matched and the counts equal the
+    manifest's. On anything else psql is killed, which rolls everything back.
+    Returns the row counts, read inside the restore's own transaction.
     """
     written_by = re.search(r"\)\s*(\d+)", backup.manifest.get("client_version") or "")
     server = pg_major(target)
@@ -81,14 +88,15 @@ def _load_postgresql(target: Target, backup: Backup, chunks: object) -> None:
         # session the memory PostgreSQL's own docs advise for restores.
         call.env["PGOPTIONS"] = " ".join(filter(None, (
             call.env.get("PGOPTIONS"), RESTORE_SETTINGS)))
-        gate = Path(private) / "commit"
+        gate, counted = Path(private) / "commit", Path(private) / "counts"
         os.mkfifo(gate, 0o600)
         restore = Tool("pg_restore", [reader.path, "--file=-"], call.env,
                        stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-        runner = Tool("psql", [psql.path, *call.args, "-X", "-q", "-w",
+        runner = Tool("psql", [psql.path, *call.args, "-X", "-q", "-A", "-t", "-w",
                                "-v", "ON_ERROR_STOP=1", "--single-transaction",
                                "-c", _clean_sql(backup, server), "-f", "-",
-                               "-f", str(gate)],
+                               "-c", f"\\o {counted}", "-c", _count_sql(backup),
+                               "-c", "\\o", "-f", str(gate)],
                       call.env, stdin=restore.process.stdout,
                       stdout=subprocess.DEVNULL)
         assert restore.process.stdout is not None
@@ -97,14 +105,58 @@ def _load_postgresql(target: Target, backup: Backup, chunks: object) -> None:
             try:
                 stream.feed(restore, chunks)  # type: ignore[arg-type]
                 restore.finish()
+                _check_digest(backup, digest)
+                held = _reach_gate(gate, runner)
+                if held is None:
+                    runner.finish()  # psql stopped before the gate: say why
+                    raise DbrError("psql stopped before the restore could commit")
+                counts = _read_counts(counted)
+                differences = compare_counts(backup.tables, counts)
+                if differences:
+                    raise DbrError("the restored row counts differ from the "
+                                   "manifest's, so the restore was rolled back",
+                                   cause="; ".join(differences[:10]))
             except BaseException:
-                runner.kill()  # before it reaches the gate: nothing is committed
+                runner.kill()  # before its COMMIT: nothing is committed
                 raise
-            _open_gate(gate, runner)
+            os.close(held)  # psql reads an empty FIFO and commits
             runner.finish()
+            return counts
         finally:
             restore.close()
             runner.close()
+
+
+def _count_sql(backup: Backup) -> str:
+    if not backup.tables:
+        return "select '{}'"
+    # The dump's SQL empties search_path, so every name is schema-qualified.
+    rows = ", ".join(
+        f"({_literal(table)}, (select count(*) from "
+        f"{qualified('postgresql', table if '.' in table else 'public.' + table)}))"
+        for table in sorted(backup.tables))
+    return f"select json_object_agg(t, n) from (values {rows}) as c(t, n)"
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _read_counts(path: Path) -> dict[str, int]:
+    text = path.read_text(encoding="utf-8").strip() if path.exists() else ""
+    try:
+        counts = json.loads(text or "{}")
+    except json.JSONDecodeError:
+        raise DbrError("cannot read the row counts psql wrote",
+                       cause=text[:200]) from None
+    return {str(k): int(v) for k, v in counts.items()}
+
+
+def _check_digest(backup: Backup, digest: Any) -> None:
+    if digest.hexdigest() != backup.sha256:
+        raise DbrError(f"backup {backup.id} changed while it was restored",
+                       cause="its SHA-256 no longer matches the manifest",
+                       hint="verify it with `dbr backups verify`")
 
 
 def _clean_sql(backup: Backup, server_major: int) -> str:
@@ -126,20 +178,18 @@ def _clean_sql(backup: Backup, server_major: int) -> str:
     return ";\n".join(statements) + ";"
 
 
-def _open_gate(gate: Path, runner: Tool) -> None:
-    """Let psql reach its COMMIT: open the FIFO it waits on, then close it."""
+def _reach_gate(gate: Path, runner: Tool) -> int | None:
+    """Wait until psql waits on the FIFO; return our end of it, or None if psql
+    stopped before. Closing that end lets psql go on to its COMMIT."""
     while True:
         try:
-            fd = os.open(gate, os.O_WRONLY | os.O_NONBLOCK)
+            return os.open(gate, os.O_WRONLY | os.O_NONBLOCK)
         except OSError as exc:
             if exc.errno != errno.ENXIO:
                 raise
-            if runner.process.poll() is not None:
-                return  # psql stopped before the gate; finish() says why
-            time.sleep(0.02)
-            continue
-        os.close(fd)
-        return
+        if runner.process.poll() is not None:
+            return None
+        time.sleep(0.02)
 
 
 def _load_mysql(target: Target, chunks: object) -> None:

@@ -13,8 +13,9 @@ import sqlalchemy as sa
 from core.backups import catalog, inspect, loaders
 from core.backups.catalog import Backup
 from core.backups.create import STEP_SAFETY, safety_backup_step
+from core.backups.inspect import compare_counts
 from core.backups.stream import throttled
-from core.backups.verify import Verification, compare_counts
+from core.backups.verify import Verification
 from core.errors import DbrError, Refused
 from core.plans import Context, Plan, Postcondition, Risk, Step
 from core.state import utcnow
@@ -105,10 +106,12 @@ def build_plan(backup: Backup, target: Target, verification: Verification, *,
         def progress(done: int) -> None:
             ctx.progress(done, backup.size, f"{done} of {backup.size} bytes restored")
 
-        loaders.load(target, backup, progress=throttled(progress, backup.size),
-                     stop=ctx.cancelled)
+        counts = loaders.load(target, backup,
+                              progress=throttled(progress, backup.size),
+                              stop=ctx.cancelled)
         target.dispose()
-        return {"backup_id": backup.id, "bytes": backup.size}
+        return {"backup_id": backup.id, "bytes": backup.size,
+                "counted_before_commit": counts}
 
     step = Step(STEP_RESTORE, f"replace {target.name} with backup {backup.id}", run,
                 destructive=bool(now_state["tables"]),
@@ -179,8 +182,11 @@ def _table_changes(now: dict[str, int], backup: dict[str, int]) -> list[dict]:
 
 
 def _check_counts(ctx: Context, target: Target, backup: Backup) -> tuple[bool, str]:
-    with target.engine().connect() as conn:
-        actual = inspect.row_counts(conn, target.dialect)
+    # PostgreSQL's restore counted inside its own transaction, before COMMIT.
+    actual = (ctx.results.get(STEP_RESTORE) or {}).get("counted_before_commit")
+    if actual is None:
+        with target.engine().connect() as conn:
+            actual = inspect.row_counts(conn, target.dialect)
     differences = compare_counts(backup.tables, actual)
     if differences:
         return False, "; ".join(differences)

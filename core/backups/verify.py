@@ -22,6 +22,7 @@ import sqlalchemy as sa
 
 from core.backups import catalog, inspect, loaders, stream, tools
 from core.backups.catalog import Backup
+from core.backups.inspect import compare_counts
 from core.backups.stream import Progress, Stop, Tool
 from core.errors import DbrError
 from core.state import Store, new_id
@@ -182,17 +183,6 @@ def _major(backup: Backup) -> int:
     return int(found.group(1)) if found else 0
 
 
-def compare_counts(expected: dict[str, int], actual: dict[str, int]) -> list[str]:
-    """Differences between the manifest's row counts and a database's."""
-    problems = []
-    for table, rows in sorted(expected.items()):
-        if table not in actual:
-            problems.append(f"{table}: missing (manifest: {rows} rows)")
-        elif actual[table] != rows:
-            problems.append(f"{table}: {actual[table]} rows, manifest: {rows}")
-    return problems
-
-
 def scratch_restore(backup: Backup, server: Target, *,
                     stop: Stop | None = None) -> dict[str, int]:
     """Restore into a new scratch database, count its rows, drop it whatever happens."""
@@ -216,7 +206,9 @@ def scratch_restore(backup: Backup, server: Target, *,
     scratch = Target.from_url(
         server.url.set(database=name).render_as_string(hide_password=False), name)
     try:
-        loaders.load(scratch, backup, stop=stop)
+        counts = loaders.load(scratch, backup, stop=stop)
+        if counts is not None:
+            return counts
         with scratch.engine().connect() as conn:
             return inspect.row_counts(conn, backup.dialect)
     finally:
