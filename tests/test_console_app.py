@@ -210,3 +210,16 @@ async def test_command_palette_on_a_flow_screen_lists_its_keys(
         await pilot.pause()
         await pilot.press("ctrl+p", *"write")
         await settle(pilot, lambda: "Write file · key ctrl+s" in screen_text(app))
+
+
+async def test_a_malformed_target_url_is_shown_not_a_crash(tmp_path: Path) -> None:
+    config = init_demo(tmp_path / "ws")
+    config.write_text(config.read_text() + (
+        '\n[targets.broken]\nurl = "postgresql+psycopg://dbr@127.0.0.1:/app"\n'))
+    app = open_app(config, target="broken")
+    async with app.run_test(size=(120, 30)) as pilot:
+        await settle(pilot, lambda: "URL not readable" in screen_text(app))
+        assert "has no Alembic project" in screen_text(app)
+        await pilot.press("t")  # the console still answers
+        await pilot.pause()
+        assert "Switch target" in screen_text(app)
