@@ -219,7 +219,7 @@ async def test_a_malformed_target_url_is_shown_not_a_crash(tmp_path: Path) -> No
     app = open_app(config, target="broken")
     async with app.run_test(size=(120, 30)) as pilot:
         await settle(pilot, lambda: "URL not readable" in screen_text(app))
-        assert "has no Alembic project" in screen_text(app)
+        await settle(pilot, lambda: "has no Alembic project" in screen_text(app))
         await pilot.press("t")  # the console still answers
         await pilot.pause()
         assert "Switch target" in screen_text(app)
