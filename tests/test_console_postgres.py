@@ -145,7 +145,7 @@ async def test_downgrade_on_postgresql_from_the_console(pagila: Path) -> None:
     app = open_app(pagila)
     async with app.run_test(size=(160, 48)) as pilot:
         table = app.screen.query_one("#revisions-table", VirtualTable)
-        await settle(pilot, lambda: len(table.rows) == 4, tries=600)
+        await settle(pilot, lambda: len(table.rows) == 3, tries=600)
         text = screen_text(app)
         assert "pagila" in text and "postgresql" in text
         assert "◀ current" in text and "DROPS table film_review" in text
