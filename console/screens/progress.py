@@ -20,7 +20,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, ProgressBar, RichLog, Static
 
 from console import messages as msg
-from console.format import seconds, status
+from console.format import clock, seconds, status
 from console.runner import Run
 
 POLL = 0.5
@@ -151,7 +151,7 @@ class ProgressScreen(Screen):
         self.query_one("#progress-steps", Static).update(lines)
         log = self.query_one(RichLog)
         for event in (operation.get("events") or [])[self.events_seen:]:
-            log.write(f"{event['at'][11:19]} {event['severity']:<8} {event['message']}")
+            log.write(f"{clock(event['at'])} {event['severity']:<8} {event['message']}")
         self.events_seen = len(operation.get("events") or [])
         if self.finished:
             self.query_one("#progress-title", Static).update(

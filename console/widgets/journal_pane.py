@@ -10,7 +10,7 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from console.format import ago, seconds, short, status
+from console.format import ago, clock, seconds, short, status
 from console.widgets.pane import Pane
 from console.widgets.table import Column, Row, VirtualTable
 
@@ -92,7 +92,7 @@ def describe_operation(op: dict[str, Any]) -> Group:
     if events:
         text = Text("events:\n", style="dim")
         for event in events[-12:]:
-            text.append(f" {event['at'][11:19]} {event['severity']:<8} "
+            text.append(f" {clock(event['at'])} {event['severity']:<8} "
                         f"{short(event['message'], 120)}\n")
         lines.append(text)
     return Group(*lines)
