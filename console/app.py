@@ -15,6 +15,7 @@ from textual.app import App
 from textual.binding import Binding, BindingType
 
 from console.commands import ActionsProvider
+from console.messages import RollbackConfirmed
 from core.config import data_dir
 from core.errors import ConfigError, DbrError
 from core.secrets import redact
@@ -57,6 +58,10 @@ class DbrConsole(App):
 
         asyncio.get_running_loop().set_default_executor(_UnwaitedExecutor())
         self.push_screen(MainScreen())
+
+    def on_rollback_confirmed(self, message: RollbackConfirmed) -> None:
+        log.info("confirmed in the console; running pid %s: %s", message.pid,
+                 redact(" ".join(message.argv)))
 
     @property
     def target(self) -> Target:

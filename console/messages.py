@@ -114,19 +114,16 @@ class OperationFollowed(Message):
 
 @dataclass
 class StepFinished(Message):
+    """A followed operation's step ended (succeeded, failed or skipped)."""
+
     operation_id: str
     step: dict[str, Any]
 
 
 @dataclass
-class BackupVerified(Message):
-    backup_id: str
-    ok: bool
-    detail: str
-
-
-@dataclass
 class TriggerFired(Message):
+    """A trigger in suggest mode fired: its plan is offered in a banner."""
+
     target: str
     trigger: str
     strategy: str
@@ -135,6 +132,8 @@ class TriggerFired(Message):
 
 @dataclass
 class TimelineExported(Message):
+    """The Markdown timeline was written to path."""
+
     path: str
 
 

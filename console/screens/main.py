@@ -349,21 +349,23 @@ class MainScreen(PaneLoaders, Screen):
         for event in message.events:
             self.last_event_id = max(self.last_event_id, event["id"])
             alerts.add(event)
-            if event["kind"] == TRIGGER_FIRED:
-                self.raise_banner(event)
+            data = event.get("data") or {}
+            if event["kind"] == TRIGGER_FIRED and data.get("mode", "suggest") == \
+                    "suggest" and data.get("strategy"):
+                self.post_message(msg.TriggerFired(
+                    event.get("target") or self.app.target_name,
+                    data.get("trigger", ""), data["strategy"], event["message"]))
             if not first and event["severity"] in ("warning", "critical"):
                 self.app.notify(
                     event["message"], title=f"{event['severity'].upper()} "
                     f"{event.get('target') or ''}",
                     severity="error" if event["severity"] == "critical" else "warning")
 
-    def raise_banner(self, event: dict[str, Any]) -> None:
-        data = event.get("data") or {}
-        if data.get("mode", "suggest") != "suggest":
-            return
-        self.suggestion = event
+    def on_trigger_fired(self, message: msg.TriggerFired) -> None:
+        self.suggestion = {"target": message.target, "data": {
+            "strategy": message.strategy, "trigger": message.trigger}}
         banner = self.query_one("#banner", Static)
-        banner.update(f"TRIGGER FIRED: {event['message']} — press f to open its plan")
+        banner.update(f"TRIGGER FIRED: {message.message} — press f to open its plan")
         banner.add_class("-shown")
         self.refresh_bindings()
 

@@ -117,6 +117,6 @@ class PlanScreen(Screen):
 
         words = self.words(self.plan, self.safety_backup)
         run = runner.start(runner.command(self.app.ws.settings.path, words))
-        self.post_message(msg.RollbackConfirmed(run.argv, run.pid))
+        self.app.post_message(msg.RollbackConfirmed(run.argv, run.pid))
         self.app.switch_screen(ProgressScreen(self.plan.target, run=run,
                                               plan=self.plan.to_dict()))

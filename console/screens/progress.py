@@ -99,6 +99,11 @@ class ProgressScreen(Screen):
         if not operation:
             self._not_started()
             return
+        ended = {s["id"] for s in (self.operation or {}).get("steps") or []
+                 if s["status"] != "running"}
+        for step in operation.get("steps") or []:
+            if step["status"] != "running" and step["id"] not in ended:
+                self.post_message(msg.StepFinished(operation["id"], step))
         self.operation = operation
         if not self.planned:
             self.planned = [s["name"] for s in (operation.get("plan") or {})
@@ -157,6 +162,12 @@ class ProgressScreen(Screen):
             self.query_one("#progress-title", Static).update(
                 f"{words.upper()}: {self.title_text}")
             self.refresh_bindings()
+
+    def on_step_finished(self, message: msg.StepFinished) -> None:
+        step = message.step
+        if step["status"] == "failed":
+            self.app.notify(f"step {step['name']} failed: {step.get('error')}",
+                            severity="error", timeout=15)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "cancel":

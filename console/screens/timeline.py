@@ -107,8 +107,11 @@ class TimelineScreen(Screen):
             self.query_one("#timeline-status", Static).update(
                 f"cannot write {path}: {exc.strerror}; choose another file")
             return
-        self.query_one("#timeline-status", Static).update(f"written: {path.absolute()}")
-        self.app.notify(f"incident timeline written to {path.absolute()}")
+        self.post_message(msg.TimelineExported(str(path.absolute())))
+
+    def on_timeline_exported(self, message: msg.TimelineExported) -> None:
+        self.query_one("#timeline-status", Static).update(f"written: {message.path}")
+        self.app.notify(f"incident timeline written to {message.path}")
 
 
 def _samples(ws: Any, target: str, since: datetime, until: datetime) -> list[dict]:
