@@ -1,10 +1,11 @@
 """Loading a backup into a database: the zstd stream piped into the engine's tool.
 
-PostgreSQL: pg_restore's SQL run by psql in one transaction, so a failure leaves the
-database as it was. MySQL/MariaDB: the mariadb (mysql)
-client; DDL commits as it goes there, so a failure can leave a half-restored state.
-SQLite: the online backup API from a decompressed copy, which replaces the whole
-database atomically. A client that exits 0 after printing errors has failed.
+PostgreSQL: pg_restore's SQL run by psql in one transaction that commits only after
+the checksum and row counts are right, so a failure leaves the database as it was.
+MySQL/MariaDB: the mariadb (mysql) client; DDL commits as it goes there, so a
+failure can leave a half-restored state. SQLite: the online backup API from a
+decompressed copy, which replaces the whole database atomically. A client that exits
+0 after printing errors has failed.
 """
 
 from __future__ import annotations
