@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import platformdirs
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from core.errors import ConfigError
 
@@ -286,6 +288,11 @@ def _parse_target(name: str, table: Any, path: Path | None) -> TargetConfig:
     if scheme not in DIALECTS:
         raise r.fail("url", f"has an unsupported database {scheme!r}; use "
                      "postgresql+psycopg://, mysql+pymysql:// or sqlite:///")
+    try:
+        make_url(url)
+    except (ValueError, ArgumentError) as exc:
+        raise r.fail("url", f"is not a database URL ({exc}); write it as "
+                     "dialect+driver://user@host:port/database") from None
     if scheme == "sqlite":
         url = _absolute_sqlite(url, path)
     retention = None
