@@ -45,7 +45,8 @@ def register(commands: Any) -> None:
     show.add_argument("id")
 
     add_command(verbs, "rescan", cmd_rescan,
-                "rebuild the catalog from the manifests in the backup folders")
+                "rebuild the catalog from the manifests in the backup folders "
+                "(exit status 1 when one is damaged; the rest are listed)")
 
     pin = add_command(verbs, "pin", cmd_pin, "keep a backup whatever retention says")
     pin.add_argument("id")
