@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,13 +25,15 @@ FAILED = "failed"
 CANCELLED = "cancelled"
 INTERRUPTED = "interrupted"  # shown for a running operation whose process is gone
 REMOTE_LOCK_STALE_AFTER = timedelta(minutes=30)
-NOT_JOURNALED = {HEALTH_SAMPLED, STEP_PROGRESS}
+NOT_JOURNALED = {HEALTH_SAMPLED}  # health samples have a table of their own
+PROGRESS_EVERY = 2.0  # seconds between journaled progress events of one operation
 
 
 class Journal:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.engine = store.engine
+        self._progress_at: dict[str | None, float] = {}
 
     # -- operations -------------------------------------------------------------
 
@@ -156,7 +159,7 @@ class Journal:
 
     def record(self, event: Event) -> None:
         """A bus subscriber: keeps every event worth reading later."""
-        if event.kind in NOT_JOURNALED:
+        if event.kind in NOT_JOURNALED or not self._progress_due(event):
             return
         row = event.to_dict()
         with self.engine.begin() as conn:
@@ -165,6 +168,19 @@ class Journal:
                 target=row["target"], operation_id=row["operation_id"],
                 message=row["message"], data=row["data"],
             ))
+
+    def _progress_due(self, event: Event) -> bool:
+        """Progress is kept now and then, so other processes can follow a long step."""
+        if event.kind != STEP_PROGRESS:
+            return True
+        done, total = event.data.get("done"), event.data.get("total")
+        now = time.monotonic()
+        last = self._progress_at.get(event.operation_id)
+        if last is not None and now - last < PROGRESS_EVERY and not (
+                total and done is not None and done >= total):
+            return False
+        self._progress_at[event.operation_id] = now
+        return True
 
     def events(self, target: str | None = None, *, since: datetime | None = None,
                until: datetime | None = None, kinds: tuple[str, ...] = (),

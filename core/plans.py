@@ -52,11 +52,12 @@ class Context:
     step: str = ""
 
     def progress(self, done: float, total: float | None = None,
-                 message: str = "") -> None:
+                 message: str = "", unit: str | None = None) -> None:
         """Report progress inside the current step (bytes, rows, revisions...)."""
         self.bus.emit(STEP_PROGRESS, message or self.step, target=self.target.name,
                       operation_id=self.operation_id,
-                      data={"step": self.step, "done": done, "total": total})
+                      data={"step": self.step, "done": done, "total": total,
+                            "unit": unit})
 
     def log(self, message: str, severity: Severity = Severity.INFO,
             **data: Any) -> None:

@@ -241,6 +241,8 @@ async def test_timeline_export_writes_markdown(demo: Path, tmp_path: Path) -> No
     target_file = tmp_path / "incident.md"
     app = open_app(demo)
     async with app.run_test(size=(100, 30)) as pilot:
+        # The health sample taken on opening belongs in the window exported.
+        await settle(pilot, lambda: "100% >= 80" in screen_text(app), tries=400)
         await pilot.press("e")
         await settle(pilot, lambda: isinstance(app.screen, TimelineScreen))
         await settle(pilot, lambda: bool(app.screen.markdown), tries=400)

@@ -131,9 +131,10 @@ def log_show(args: argparse.Namespace, operation_id: str) -> int:
     missing = [name for name in planned if name not in ran]
     if missing:
         print("  not run: " + ", ".join(missing))
-    if entry["events"]:
+    shown = [e for e in entry["events"] if e["kind"] != "step.progress"]
+    if shown:
         print("\nEvents:")
-        for event in entry["events"]:
+        for event in shown:
             print(f"  {event['at']} {event['severity']:<8} {event['message']}")
     return EXIT_OK
 

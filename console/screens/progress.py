@@ -12,6 +12,7 @@ import socket
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
+from humanize import naturalsize
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
@@ -139,6 +140,7 @@ class ProgressScreen(Screen):
         times = f"{words} · elapsed {seconds(elapsed)}"
         if operation["status"] == "running":
             times += f" · {_eta(operation, steps, total, elapsed)}"
+            times += _inside_step(operation, steps)
             if self.cancel_asked:
                 times += " · CANCEL ASKED: stops after the current step"
         else:
@@ -156,6 +158,8 @@ class ProgressScreen(Screen):
         self.query_one("#progress-steps", Static).update(lines)
         log = self.query_one(RichLog)
         for event in (operation.get("events") or [])[self.events_seen:]:
+            if event["kind"] == "step.progress":
+                continue  # shown on the times line, not as log lines
             log.write(f"{clock(event['at'])} {event['severity']:<8} {event['message']}")
         self.events_seen = len(operation.get("events") or [])
         if self.finished:
@@ -218,6 +222,28 @@ def _eta(operation: dict[str, Any], steps: list[dict[str, Any]], total: int,
         mean = sum(s["duration"] for s in finished) / len(finished)
         return f"about {seconds(mean * (total - len(finished)))} left (guess)"
     return "time left unknown (no past runs)"
+
+
+def _inside_step(operation: dict[str, Any], steps: list[dict[str, Any]]) -> str:
+    """How far the running step has got, from its last journaled progress event."""
+    running = [s["name"] for s in steps if s["status"] == "running"]
+    progress = [e for e in operation.get("events") or []
+                if e["kind"] == "step.progress" and running
+                and (e.get("data") or {}).get("step") == running[-1]]
+    if not progress:
+        return ""
+    data = progress[-1]["data"]
+    done, total = data.get("done"), data.get("total")
+    if done is None:
+        return ""
+    def amount(value: float) -> str:
+        if data.get("unit") == "bytes":
+            return naturalsize(value, binary=True)
+        return f"{value:,.0f}"
+
+    if not total:
+        return f" · {running[-1]}: {amount(done)} so far"
+    return f" · {running[-1]}: {amount(done)} of {amount(total)} ({done / total:.0%})"
 
 
 def _tail(path: Any, lines: int = 20) -> str:
