@@ -18,7 +18,7 @@ from console.commands import ActionsProvider
 from console.messages import RollbackConfirmed
 from core.config import data_dir
 from core.errors import ConfigError, DbrError
-from core.secrets import redact
+from core.secrets import RedactingFilter, redact
 from core.targets import Target
 from core.workspace import Workspace
 
@@ -132,7 +132,9 @@ def main(argv: list[str] | None = None) -> None:
     log_dir = Path(os.environ.get("DBR_LOG_DIR") or data_dir())
     try:
         log_dir.mkdir(parents=True, exist_ok=True)
-        logging.basicConfig(filename=log_dir / "console.log", level=logging.INFO,
+        handler = logging.FileHandler(log_dir / "console.log")
+        handler.addFilter(RedactingFilter())
+        logging.basicConfig(handlers=[handler], level=logging.INFO,
                             format="%(asctime)s %(name)s %(levelname)s %(message)s")
     except OSError:
         logging.disable(logging.CRITICAL)

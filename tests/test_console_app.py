@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from console.app import main as console_main
 from console.screens.main import MainScreen
 from console.widgets.table import VirtualTable
 from core.demo import init_demo
@@ -212,14 +213,13 @@ async def test_command_palette_on_a_flow_screen_lists_its_keys(
         await settle(pilot, lambda: "Write file · key ctrl+s" in screen_text(app))
 
 
-async def test_a_malformed_target_url_is_shown_not_a_crash(tmp_path: Path) -> None:
+def test_a_malformed_target_url_stops_the_console_naming_the_key(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = init_demo(tmp_path / "ws")
     config.write_text(config.read_text() + (
         '\n[targets.broken]\nurl = "postgresql+psycopg://dbr@127.0.0.1:/app"\n'))
-    app = open_app(config, target="broken")
-    async with app.run_test(size=(120, 30)) as pilot:
-        await settle(pilot, lambda: "URL not readable" in screen_text(app))
-        await settle(pilot, lambda: "has no Alembic project" in screen_text(app))
-        await pilot.press("t")  # the console still answers
-        await pilot.pause()
-        assert "Switch target" in screen_text(app)
+    with pytest.raises(SystemExit) as stopped:
+        console_main(["--config", str(config), "broken"])
+    assert stopped.value.code == 2
+    error = capsys.readouterr().err
+    assert str(config) in error and "targets.broken.url" in error

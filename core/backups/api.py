@@ -101,7 +101,8 @@ def verify_backup(ws: Workspace, id_prefix: str, deep: bool = False,
     def run(ctx: Context) -> dict[str, Any]:
         result = verify.verify(
             ctx.store, backup, deep=deep, target=server, stop=ctx.cancelled,
-            progress=throttled(lambda n: ctx.progress(n, backup.size, "bytes read"),
+            progress=throttled(lambda n: ctx.progress(n, backup.size, "bytes read",
+                                                      unit="bytes"),
                                backup.size))
         done.append(result)
         if not result.ok:

@@ -101,7 +101,7 @@ def create(store: Store, target: Target, *, label: str | None = None,
 def _run_create(ctx: Context, target: Target, label: str | None, pinned: bool,
                 pin_reason: str | None) -> Backup:
     def progress(done: int) -> None:
-        ctx.progress(done, None, f"{done} bytes dumped")
+        ctx.progress(done, None, f"{done} bytes dumped", unit="bytes")
 
     try:
         return create(ctx.store, target, label=label, pinned=pinned,

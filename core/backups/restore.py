@@ -104,7 +104,8 @@ def build_plan(backup: Backup, target: Target, verification: Verification, *,
 
     def run(ctx: Context) -> dict[str, Any]:
         def progress(done: int) -> None:
-            ctx.progress(done, backup.size, f"{done} of {backup.size} bytes restored")
+            ctx.progress(done, backup.size, f"{done} of {backup.size} bytes restored",
+                         unit="bytes")
 
         counts = loaders.load(target, backup,
                               progress=throttled(progress, backup.size),
