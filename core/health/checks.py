@@ -104,6 +104,15 @@ class CheckFailed(Exception):
     """A check's query answered, but not within its limits."""
 
 
+def connection_share(used: int, limit: int) -> tuple[float, str]:
+    """Connections in use against the server's limit; fails above SATURATION_MAX."""
+    share = round(used / limit, 3) if limit else 0.0
+    detail = f"{used} of {limit} connections ({share:.0%})"
+    if share > SATURATION_MAX:
+        raise CheckFailed(detail, share)
+    return share, detail
+
+
 @dataclass(frozen=True)
 class _Spec:
     name: str

@@ -9,9 +9,9 @@ from sqlalchemy.engine import Connection
 
 from core.health.checks import (
     REPLICATION_LAG_MAX,
-    SATURATION_MAX,
     THREADS_RUNNING_MAX,
     CheckFailed,
+    connection_share,
 )
 
 
@@ -48,11 +48,7 @@ def replication_lag(conn: Connection) -> tuple[Any, str]:
 def connections(conn: Connection) -> tuple[Any, str]:
     used = _status(conn, "Threads_connected")
     limit = int(conn.exec_driver_sql("select @@max_connections").scalar() or 0)
-    share = round(used / limit, 3) if limit else 0.0
-    detail = f"{used} of {limit} connections ({share:.0%})"
-    if share > SATURATION_MAX:
-        raise CheckFailed(detail, share)
-    return share, detail
+    return connection_share(used, limit)
 
 
 CHECKS = [

@@ -11,8 +11,8 @@ from core.health.checks import (
     BLOCKED_FOR,
     LONG_TRANSACTION_MAX,
     REPLICATION_LAG_MAX,
-    SATURATION_MAX,
     CheckFailed,
+    connection_share,
 )
 
 LAG = sa.text("""
@@ -70,11 +70,7 @@ def blocked_sessions(conn: Connection) -> tuple[Any, str]:
 
 def connections(conn: Connection) -> tuple[Any, str]:
     used, limit = conn.execute(SATURATION).one()
-    share = round(used / limit, 3) if limit else 0.0
-    detail = f"{used} of {limit} connections ({share:.0%})"
-    if share > SATURATION_MAX:
-        raise CheckFailed(detail, share)
-    return share, detail
+    return connection_share(used, limit)
 
 
 CHECKS = [
