@@ -22,7 +22,20 @@ The public API (the CLI and the console call these, nothing deeper):
         otherwise); target is a target name, into a database URL. Run it with
         ws.executor.run(plan, restore_target(ws, plan), confirmed=True).
         plan.summary["tables"]: [{table, rows_now, rows_in_backup}].
-    plan_prune(ws, target) -> Plan                       a "backup.prune" plan
+    plan_prune(ws, target, remove=(), policy=True) -> Plan
+        Removes the backups named in remove (id prefixes, backups of target) and,
+        with policy, what the retention policy removes (ConfigError for a target
+        without one): kind "backup.prune", or "backup.remove" when policy is
+        False. Never removed, whatever was asked: a pinned backup, the newest
+        verified one of target, one a running operation depends on, the last
+        complete one of target; a chosen one of these is "refused", with its
+        reason. Judged again when it runs. plan.summary: keep, remove, refused,
+        frees, detail {bytes_freed, chosen, policy, verdicts}.
+    plan_remove(ws, ids, policy=False) -> list[Plan]     plan_prune per target of
+        the chosen backups (id prefixes; DbrError for an unknown one)
+    prune_verdicts(ws, target, remove=(), policy=True) -> list[Verdict]
+        what plan_prune would do to each backup: action keep, remove or
+        refused, with reasons
     retention_verdicts(ws, target) -> list[Verdict]      keep/remove + reasons
         (ConfigError for a target without a retention policy)
     safety_backup_step(target, reason) -> Step           for other plans: takes a
@@ -36,7 +49,9 @@ from core.backups.api import (
     list_backups,
     pin,
     plan_prune,
+    plan_remove,
     plan_restore,
+    prune_verdicts,
     rescan,
     restore_target,
     retention_verdicts,
@@ -45,9 +60,11 @@ from core.backups.api import (
 )
 from core.backups.catalog import Backup, Rescan
 from core.backups.create import safety_backup_step
+from core.backups.prune import REFUSED
 
 __all__ = [
-    "Backup", "Rescan", "create_backup", "get_backup", "list_backups", "pin",
-    "plan_prune", "plan_restore", "rescan", "restore_target", "retention_verdicts",
-    "safety_backup_step", "unpin", "verify_backup",
+    "REFUSED", "Backup", "Rescan", "create_backup", "get_backup", "list_backups",
+    "pin", "plan_prune", "plan_remove", "plan_restore", "prune_verdicts", "rescan",
+    "restore_target", "retention_verdicts", "safety_backup_step", "unpin",
+    "verify_backup",
 ]

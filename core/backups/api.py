@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -177,6 +177,31 @@ def retention_verdicts(ws: Workspace, target: str) -> list[Verdict]:
     return prune.verdicts(ws.store, ws.journal, target, policy)
 
 
-def plan_prune(ws: Workspace, target: str) -> Plan:
-    policy = ws.settings.target(target).retention
-    return prune.build_plan(ws.store, ws.journal, target, policy)
+def plan_prune(ws: Workspace, target: str, remove: Sequence[str] = (),
+               policy: bool = True) -> Plan:
+    """Remove the chosen backups (id prefixes) and, with policy, what it drops."""
+    retention = ws.settings.target(target).retention
+    return prune.build_plan(ws.store, ws.journal, target, retention,
+                            chosen=remove, use_policy=policy)
+
+
+def plan_remove(ws: Workspace, ids: Sequence[str], policy: bool = False
+                ) -> list[Plan]:
+    """One plan per target of the chosen backups (id prefixes), in the order named."""
+    by_target: dict[str, list[str]] = {}
+    for prefix in ids:
+        backup = catalog.find(ws.store, prefix)
+        by_target.setdefault(backup.target, []).append(backup.id)
+    for name in by_target:
+        ws.settings.target(name)  # a clear error for a target gone from dbr.toml
+    return [plan_prune(ws, name, chosen, policy)
+            for name, chosen in by_target.items()]
+
+
+def prune_verdicts(ws: Workspace, target: str, remove: Sequence[str] = (),
+                   policy: bool = True) -> list[Verdict]:
+    """What plan_prune would do to each backup of target, with reasons."""
+    retention = ws.settings.target(target).retention
+    chosen = prune.resolve(ws.store, target, remove)
+    return prune.judge(ws.store, ws.journal, target, chosen=chosen,
+                       policy=retention, use_policy=policy)
