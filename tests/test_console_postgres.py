@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from console.screens.confirm import ConfirmScreen
 from console.screens.plan import PlanScreen
@@ -14,100 +15,37 @@ from core import migrations
 from core.workspace import Workspace
 from tests.backups_helpers import load_pagila
 from tests.console_helpers import open_app, screen_text, settle
+from tests.migrations_helpers import Rev, alembic_upgrade, write_project
 
 pytestmark = [pytest.mark.anyio, pytest.mark.postgres]
 
-ENV = '''
-from alembic import context
-from sqlalchemy import create_engine, pool
+PAGILA_REVISIONS = [
+    Rev("a1staff", None, message="mark staff picks", upgrade="""
+        op.add_column("film", sa.Column("staff_pick", sa.Boolean, nullable=True))
+        op.execute("UPDATE film SET staff_pick = (film_id % 7 = 0)")
+    """, downgrade='op.drop_column("film", "staff_pick")'),
+    Rev("b2index", "a1staff", message="index staff picks",
+        upgrade='op.create_index("film_staff_pick", "film", ["staff_pick"])',
+        downgrade='op.drop_index("film_staff_pick", table_name="film")'),
+    Rev("c3review", "b2index", message="film reviews", upgrade="""
+        op.create_table(
+            "film_review",
+            sa.Column("id", sa.Integer, primary_key=True),
+            sa.Column("film_id", sa.Integer, nullable=False),
+            sa.Column("stars", sa.Integer, nullable=False),
+        )
+        op.execute("INSERT INTO film_review (film_id, stars) "
+                   "SELECT film_id, 1 + film_id % 5 FROM film")
+    """, downgrade='op.drop_table("film_review")'),
+]
 
-config = context.config
-
-
-def migrate(connection):
-    context.configure(connection=connection)
-    with context.begin_transaction():
-        context.run_migrations()
-
-
-if context.is_offline_mode():
-    context.configure(url=config.get_main_option("sqlalchemy.url"),
-                      literal_binds=True)
-    with context.begin_transaction():
-        context.run_migrations()
-elif config.attributes.get("connection") is not None:
-    migrate(config.attributes["connection"])
-else:
-    engine = create_engine(config.get_main_option("sqlalchemy.url"),
-                           poolclass=pool.NullPool)
-    with engine.connect() as connection:
-        migrate(connection)
-'''
-
-STAFF_PICK = '''
-"""mark staff picks"""
-import sqlalchemy as sa
-from alembic import op
-
-revision = "a1staff"
-down_revision = None
-branch_labels = None
-depends_on = None
-
-
-def upgrade():
-    op.add_column("film", sa.Column("staff_pick", sa.Boolean, nullable=True))
-    op.execute("UPDATE film SET staff_pick = (film_id % 7 = 0)")
-
-
-def downgrade():
-    op.drop_column("film", "staff_pick")
-'''
-
-REVIEWS = '''
-"""film reviews"""
-import sqlalchemy as sa
-from alembic import op
-
-revision = "c3review"
-down_revision = "b2index"
-branch_labels = None
-depends_on = None
-
-
-def upgrade():
-    op.create_table(
-        "film_review",
-        sa.Column("id", sa.Integer, primary_key=True),
-        sa.Column("film_id", sa.Integer, nullable=False),
-        sa.Column("stars", sa.Integer, nullable=False),
-    )
-    op.execute("INSERT INTO film_review (film_id, stars) "
-               "SELECT film_id, 1 + film_id % 5 FROM film")
-
-
-def downgrade():
-    op.drop_table("film_review")
-'''
-
-
-INDEX = '''
-"""index staff picks"""
-from alembic import op
-
-revision = "b2index"
-down_revision = "a1staff"
-branch_labels = None
-depends_on = None
-
-
-def upgrade():
-    op.create_index("film_staff_pick", "film", ["staff_pick"])
-
-
-def downgrade():
-    op.drop_index("film_staff_pick", table_name="film")
-'''
+# Slow enough downgrades to cancel between their steps.
+SLOW_REVISIONS = [
+    Rev(f"s{n}", None if n == 1 else f"s{n - 1}", message=f"step {n}",
+        upgrade=f'op.add_column("ledger", sa.Column("c{n}", sa.Integer))',
+        downgrade=f'op.execute("SELECT pg_sleep(3)")\nop.drop_column("ledger", "c{n}")')
+    for n in (1, 2, 3, 4)
+]
 
 
 @pytest.fixture
@@ -120,19 +58,7 @@ def pagila(pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
     load_pagila(pg_url)
     project = tmp_path / "project"
-    versions = project / "migrations" / "versions"
-    versions.mkdir(parents=True)
-    (project / "migrations" / "env.py").write_text(ENV)
-    (versions / "a1staff_mark_staff_picks.py").write_text(STAFF_PICK)
-    (versions / "b2index_index_staff_picks.py").write_text(INDEX)
-    (versions / "c3review_film_reviews.py").write_text(REVIEWS)
-    (project / "alembic.ini").write_text(
-        "[alembic]\nscript_location = %(here)s/migrations\n"
-        f"sqlalchemy.url = {pg_url}\n")
-    from alembic import command
-    from alembic.config import Config
-
-    command.upgrade(Config(str(project / "alembic.ini")), "head")
+    alembic_upgrade(pg_url, write_project(project, PAGILA_REVISIONS, url=pg_url))
     config = project / "dbr.toml"
     config.write_text(
         '[state]\nurl = "sqlite:///state.db"\n\n[targets.pagila]\n'
@@ -173,49 +99,17 @@ async def test_downgrade_on_postgresql_from_the_console(pagila: Path) -> None:
         ws.close()
 
 
-SLOW = '''
-"""step {n}"""
-import sqlalchemy as sa
-from alembic import op
-
-revision = "s{n}"
-down_revision = {down}
-branch_labels = None
-depends_on = None
-
-
-def upgrade():
-    op.add_column("ledger", sa.Column("c{n}", sa.Integer))
-
-
-def downgrade():
-    op.execute("SELECT pg_sleep(3)")  # slow enough to cancel between steps
-    op.drop_column("ledger", "c{n}")
-'''
 
 
 @pytest.fixture
 def slow_project(pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    import sqlalchemy as sa
-    from alembic import command
-    from alembic.config import Config
-
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
     engine = sa.create_engine(pg_url)
     with engine.begin() as conn:
         conn.execute(sa.text("create table ledger (id serial primary key)"))
     engine.dispose()
     project = tmp_path / "slow"
-    versions = project / "migrations" / "versions"
-    versions.mkdir(parents=True)
-    (project / "migrations" / "env.py").write_text(ENV)
-    for n in (1, 2, 3, 4):
-        down = "None" if n == 1 else f'"s{n - 1}"'
-        (versions / f"s{n}_step.py").write_text(SLOW.format(n=n, down=down))
-    (project / "alembic.ini").write_text(
-        "[alembic]\nscript_location = %(here)s/migrations\n"
-        f"sqlalchemy.url = {pg_url}\n")
-    command.upgrade(Config(str(project / "alembic.ini")), "head")
+    alembic_upgrade(pg_url, write_project(project, SLOW_REVISIONS, url=pg_url))
     config = project / "dbr.toml"
     config.write_text(
         '[state]\nurl = "sqlite:///state.db"\n\n[targets.ledger]\n'
