@@ -1,4 +1,4 @@
-"""`dbr backups create|list|show|rescan|pin|unpin|verify|restore|prune`."""
+"""`dbr backups create|list|show|rescan|pin|unpin|verify|restore|prune|remove`."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import sys
 import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from console.cli.common import (
@@ -21,7 +22,7 @@ from console.cli.common import (
 )
 from core import backups
 from core.backups import Backup
-from core.errors import EXIT_FAILED, EXIT_OK, ConfigError
+from core.errors import EXIT_FAILED, EXIT_OK, ConfigError, Refused
 from core.events import STEP_PROGRESS, Event
 
 
@@ -85,6 +86,23 @@ def register(commands: Any) -> None:
     mode.add_argument("--yes", action="store_true", help="confirm the plan")
     prune.add_argument("--break-lock", action="store_true",
                        help="break the target's lock if its process is gone")
+
+    remove = add_command(
+        verbs, "remove", cmd_remove,
+        "remove the backups you name, after a preview (each with its reason and the "
+        "bytes freed); never a pinned backup, the newest verified one of its target, "
+        "one a running operation uses, or the last complete one (exit status 3, "
+        "nothing removed, when one named is such a backup)")
+    remove.add_argument("ids", nargs="+", metavar="ID",
+                        help="backup ids or unique prefixes (`dbr backups list`)")
+    mode = remove.add_mutually_exclusive_group()
+    mode.add_argument("--dry-run", action="store_true",
+                      help="only show each backup's verdict and why")
+    mode.add_argument("--yes", action="store_true", help="confirm the plan")
+    remove.add_argument("--policy", action="store_true",
+                        help="also remove what the retention policy removes")
+    remove.add_argument("--break-lock", action="store_true",
+                        help="break the target's lock if its process is gone")
 
 
 def _progress(args: argparse.Namespace, what: str) -> Callable[[float, Any], None]:
@@ -280,5 +298,46 @@ def cmd_prune(args: argparse.Namespace) -> int:
     for name in names:
         plan = backups.plan_prune(ws, name)
         outcome = execute(ws, plan, ws.target(name), args)
+        code = max(code, report(outcome, args))
+    return code
+
+
+def _verdict_table(verdicts: list[dict[str, Any]]) -> None:
+    table([(v["id"], v["target"], when(_time(v["created_at"])), size(v["size"]),
+            v["action"] if v["action"] == "keep" else v["action"].upper(),
+            "; ".join(v["reasons"])) for v in verdicts],
+          ("id", "target", "created", "size", "verdict", "why"))
+
+
+def _time(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+def cmd_remove(args: argparse.Namespace) -> int:
+    ws = workspace(args)
+    plans = backups.plan_remove(ws, args.ids, policy=args.policy)
+    verdicts = [v for plan in plans for v in plan.summary["detail"]["verdicts"]]
+    refused = [v for v in verdicts if v["action"] == backups.REFUSED]
+    freed = sum(v["frees"] for v in verdicts)
+    if args.json and args.dry_run:
+        emit_json(verdicts)
+    elif not args.json:
+        _verdict_table(verdicts)
+        print(f"\n{sum(v['action'] == 'remove' for v in verdicts)} to remove, "
+              f"{size(freed)} freed" + (f", {len(refused)} refused" if refused else "")
+              + (" (dry run: nothing removed)" if args.dry_run else "") + "\n")
+    if args.dry_run:
+        return EXIT_OK
+    if refused:
+        # Removing the rest would leave the operator guessing what happened.
+        raise Refused(
+            f"{len(refused)} of the backups named cannot be removed; nothing was "
+            "removed", cause="; ".join(f"backup {v['id']}: {v['reasons'][0]}"
+                                       for v in refused),
+            hint="leave it out (a pinned one can be unpinned with `dbr backups "
+            "unpin ID`), then run again")
+    code = EXIT_OK
+    for plan in plans:
+        outcome = execute(ws, plan, ws.target(plan.target), args)
         code = max(code, report(outcome, args))
     return code
