@@ -57,6 +57,17 @@ class Backup:
     deep_verify_ok: bool | None = None
     operation_id: str | None = None
 
+    def __getattr__(self, name: str) -> Any:
+        # Reached only for a field a listing left raw (see _DEFERRED).
+        raw = self.__dict__.get("_raw")
+        if raw is None or name not in raw:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute "
+                                 f"{name!r}")
+        value = Path(raw.pop(name)) if name == "path" else _parse_manifest(
+            raw.pop(name))
+        self.__dict__[name] = value
+        return value
+
     @property
     def complete(self) -> bool:
         return self.status == COMPLETE
@@ -215,11 +226,33 @@ def _row(backup: Backup) -> dict[str, Any]:
     }
 
 
-def _from_row(row: Any) -> Backup:
-    values = dict(row)
-    values["path"] = Path(values["path"])
-    values["manifest"] = values["manifest"] or {}
-    return Backup(**values)
+# Fields a row leaves raw until first used (Backup.__getattr__): a listing of
+# thousands shows few manifests, and parsing each JSON manifest and building each
+# Path were most of a listing's cost. The manifest is selected as its text.
+_DEFERRED = ("path", "manifest")
+_ROW_SELECT = [sa.type_coerce(c, sa.Text).label(c.name) if c.name == "manifest"
+               else c for c in backups.columns]
+
+
+def _from_row(row: Any, keys: list[str]) -> Backup:
+    backup = Backup.__new__(Backup)
+    values = backup.__dict__
+    values.update(zip(keys, row, strict=True))
+    values["_raw"] = {name: values.pop(name) for name in _DEFERRED}
+    return backup
+
+
+def _backups(conn: sa.Connection, query: sa.Select[Any]) -> list[Backup]:
+    result = conn.execute(query)
+    keys = list(result.keys())
+    return [_from_row(row, keys) for row in result]
+
+
+def _parse_manifest(raw: Any) -> dict[str, Any]:
+    # A driver may hand JSON back already parsed (psycopg does); SQLite gives text.
+    if isinstance(raw, str | bytes):
+        raw = json.loads(raw)
+    return raw or {}
 
 
 def index(store: Store, backup: Backup) -> None:
@@ -236,11 +269,11 @@ def unindex(store: Store, backup_id: str) -> None:
 
 def listed(store: Store, target: str | None = None) -> list[Backup]:
     """Indexed backups, newest first."""
-    query = sa.select(backups).order_by(backups.c.created_at.desc())
+    query = sa.select(*_ROW_SELECT).order_by(backups.c.created_at.desc())
     if target:
         query = query.where(backups.c.target == target)
     with store.engine.connect() as conn:
-        return [_from_row(row) for row in conn.execute(query).mappings()]
+        return _backups(conn, query)
 
 
 def find(store: Store, id_prefix: str) -> Backup:
@@ -249,14 +282,14 @@ def find(store: Store, id_prefix: str) -> Backup:
         raise DbrError(f"{id_prefix!r} is not a backup id",
                        hint="see `dbr backups list` for the ids")
     with store.engine.connect() as conn:
-        rows = conn.execute(sa.select(backups).where(
-            backups.c.id.like(f"{id_prefix}%")).limit(2)).mappings().all()
+        rows = _backups(conn, sa.select(*_ROW_SELECT).where(
+            backups.c.id.like(f"{id_prefix}%")).limit(2))
     if len(rows) != 1:
         problem = "matches several backups" if rows else "is not in the catalog"
         raise DbrError(f"backup {id_prefix!r} {problem}",
                        hint="see `dbr backups list` for the ids, or `dbr backups "
                        "rescan` if the files were moved in")
-    return _from_row(rows[0])
+    return rows[0]
 
 
 def save(store: Store, backup: Backup) -> None:

@@ -76,31 +76,33 @@ def evaluate(backups: Iterable[Candidate], policy: RetentionPolicy | None,
             cause=f"{where} sets no keep_* rule, so every backup would be removed",
             hint=f"add {where} with keep_last, keep_daily, ... to dbr.toml")
     in_use = in_use or {}
+    # One sort, then each rule walks the newest backups only as far as it keeps:
+    # O(n log n) overall however many backups the catalog holds.
     ordered = sorted(backups, key=lambda b: (b.created_at, b.id), reverse=True)
-    reasons: dict[str, list[str]] = {b.id: [] for b in ordered}
+    reasons: dict[str, list[str]] = {}
     complete = [b for b in ordered if b.complete]
 
     for position, backup in enumerate(complete[: policy.keep_last], start=1):
-        reasons[backup.id].append(f"keep_last: {position} of the "
-                                  f"{policy.keep_last} newest")
+        reasons.setdefault(backup.id, []).append(
+            f"keep_last: {position} of the {policy.keep_last} newest")
     if policy.keep_within:
         horizon = now - timedelta(seconds=policy.keep_within)
+        young = f"keep_within: younger than {_duration(policy.keep_within)}"
         for backup in complete:
-            if backup.created_at >= horizon:
-                reasons[backup.id].append(
-                    f"keep_within: younger than {_duration(policy.keep_within)}")
+            if backup.created_at < horizon:
+                break  # newest first: every later one is older still
+            reasons.setdefault(backup.id, []).append(young)
     for rule, unit, bucket in PERIODS:
         wanted = getattr(policy, rule)
-        for rank, (period, backup) in enumerate(_newest_per_period(complete, bucket)):
-            if rank >= wanted:
-                break
-            reasons[backup.id].append(f"{rule}: newest of {unit} {period} "
-                                      f"({rank + 1} of {wanted})")
+        for rank, (period, backup) in enumerate(
+                _newest_per_period(complete, bucket, wanted)):
+            reasons.setdefault(backup.id, []).append(
+                f"{rule}: newest of {unit} {period} ({rank + 1} of {wanted})")
 
     newest_verified = next((b for b in complete if b.verified), None)
     verdicts = []
     for backup in ordered:
-        why = reasons[backup.id]
+        why = reasons.get(backup.id, [])
         if backup.pinned:
             why.insert(0, "pinned")
         if newest_verified is not None and backup.id == newest_verified.id:
@@ -117,12 +119,20 @@ def evaluate(backups: Iterable[Candidate], policy: RetentionPolicy | None,
 
 
 def _newest_per_period(backups: Sequence[Candidate],
-                       bucket: Callable[[datetime], str]
+                       bucket: Callable[[datetime], str], wanted: int
                        ) -> list[tuple[str, Candidate]]:
-    """(period, its newest backup) for each period, newest period first."""
+    """(period, its newest backup) for the `wanted` most recent periods, newest first.
+
+    Periods rank by their newest backup; once `wanted` periods are seen, older
+    backups can only fall into those (not their newest) or rank beyond `wanted`.
+    """
     seen: dict[str, Candidate] = {}
+    if wanted <= 0:
+        return []
     for backup in backups:  # newest first, so the first of a period is its newest
         seen.setdefault(bucket(backup.created_at), backup)
+        if len(seen) >= wanted:
+            break
     return list(seen.items())
 
 
