@@ -112,9 +112,12 @@ class BackupsPane(Pane):
         self.table.set_rows([self._row(b) for b in self.backups.values()],
                             keep=row.key)
         self.table.cursor = min(self.table.cursor + 1, len(self.table.rows) - 1)
-        self.app.notify(f"{len(self.tagged)} tagged for removal; P previews pruning"
-                        if self.tagged else "no backup tagged", timeout=2)
-        del backup
+        # Told now, not only in the preview: dbr never removes a pinned backup.
+        refused = (f"; {backup.id} is pinned, so it will be refused"
+                   if backup.pinned and backup.id in self.tagged else "")
+        self.app.notify(f"{len(self.tagged)} tagged for removal{refused}; P previews "
+                        "their removal" if self.tagged else "no backup tagged",
+                        timeout=2)
 
     def action_sort(self) -> None:
         self.sort_index = (self.sort_index + 1) % len(SORTABLE)

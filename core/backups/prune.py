@@ -179,7 +179,8 @@ def build_plan(store: Store, journal: Journal, target: str,
         ctx.results["removed"], ctx.results["removed_files"] = removed, gone
         return {"removed": removed, "spared": spared, "bytes_freed": total}
 
-    what = _what(len(chosen), use_policy, target)
+    going = sum(v.id in chosen for v in removals)
+    what = _what(len(chosen), going, use_policy, target)
     step = Step("remove backups", f"delete {len(removals)} backup files and their "
                 f"manifests of {target}", run, destructive=bool(removals),
                 transactional=False, not_previewable="deletes files, runs no SQL",
@@ -209,8 +210,11 @@ def build_plan(store: Store, journal: Journal, target: str,
     )
 
 
-def _what(chosen: int, use_policy: bool, target: str) -> str:
+def _what(chosen: int, going: int, use_policy: bool, target: str) -> str:
+    """The plan's title: how many chosen backups go, and whether the policy acts."""
     backups = f"{chosen} chosen backup{'s' if chosen != 1 else ''}"
+    if going != chosen:
+        backups = f"{going} of the {backups}"
     if not use_policy:
         return f"remove {backups} of {target}"
     return f"prune backups of {target}" + (f" and remove {backups}" if chosen else "")
