@@ -98,6 +98,9 @@ def test_judged_again_when_it_runs(ws: Workspace) -> None:
     step = outcome.results["remove backups"]
     assert step["removed"] == [made[1].id]
     assert "pinned" in step["spared"][made[0].id]
+    events = ws.journal.operation(outcome.operation_id)["events"]
+    assert any(e["message"].startswith(f"backup {made[0].id} kept:")
+               and e["severity"] == "warning" for e in events), events
     assert on_disk(made[0]) and not on_disk(made[1])
     assert_catalog_and_folder_agree(ws)
 

@@ -22,6 +22,7 @@ from core.backups.catalog import Backup
 from core.backups.retention import KEEP, REMOVE, Verdict
 from core.config import RetentionPolicy
 from core.errors import DbrError
+from core.events import Severity
 from core.journal import RUNNING, Journal
 from core.plans import Context, Plan, Postcondition, Risk, Step
 from core.state import Store, utcnow
@@ -175,7 +176,7 @@ def build_plan(store: Store, journal: Journal, target: str,
                          + ("removed" if verdict.id in removed else
                             f"kept, {spared.get(verdict.id)}"))
         for backup_id, why in spared.items():
-            ctx.log(f"backup {backup_id} kept: {why}", "warning")
+            ctx.log(f"backup {backup_id} kept: {why}", Severity.WARNING)
         ctx.results["removed"], ctx.results["removed_files"] = removed, gone
         return {"removed": removed, "spared": spared, "bytes_freed": total}
 
