@@ -27,8 +27,8 @@ from core.events import STEP_PROGRESS, Event
 
 
 def register(commands: Any) -> None:
-    group = commands.add_parser("backups", help="create, verify, restore and prune "
-                                "backups", description="The backup catalog.")
+    group = commands.add_parser("backups", help="create, verify, restore, prune and "
+                                "remove backups", description="The backup catalog.")
     verbs = group.add_subparsers(dest="verb", metavar="VERB", required=True)
 
     create = add_command(verbs, "create", cmd_create, "back up a target now")
