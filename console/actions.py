@@ -46,7 +46,8 @@ BACKUP_ACTIONS = [
     Action("p", "pin", "Pin or unpin the selected backup", "Pin", changes=True),
     Action("R", "restore", "Restore the selected backup", "Restore", changes=True),
     Action("space", "tag", "Tag or untag for removal", show=False),
-    Action("P", "prune", "Preview pruning", "Prune", changes=True),
+    Action("P", "prune", "Preview pruning (the tagged backups, or the policy)",
+           "Prune", changes=True),
     Action("s", "sort", "Sort by the next column", "Sort"),
     Action("slash", "filter", "Filter backups", "Filter"),
 ]
