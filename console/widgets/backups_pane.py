@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, ClassVar
 
 from textual.app import ComposeResult
@@ -58,10 +59,11 @@ class BackupsPane(Pane):
         self.backups = {b.id: b for b in backups}
         self.verdicts = verdicts
         self.tagged &= set(self.backups)
-        self.table.set_rows([self._row(b) for b in backups])
+        self.table.set_rows(self._rows(backups))
 
-    def _row(self, backup: Any) -> Row:
-        return Row(backup.id, make=lambda: self._cells(backup))
+    def _rows(self, backups: Iterable[Any]) -> list[Row]:
+        make = self._cells  # one bound method for all: a row is then one object
+        return [Row(b.id, make=make, source=b) for b in backups]
 
     def _cells(self, backup: Any) -> tuple[list[Any], list[Any]]:
         verdict = self.verdicts.get(backup.id)
@@ -109,7 +111,7 @@ class BackupsPane(Pane):
             return
         self.tagged ^= {row.key}
         backup = self.backups[row.key]
-        self.table.set_rows([self._row(b) for b in self.backups.values()],
+        self.table.set_rows(self._rows(self.backups.values()),
                             keep=row.key)
         self.table.cursor = min(self.table.cursor + 1, len(self.table.rows) - 1)
         # Told now, not only in the preview: dbr never removes a pinned backup.

@@ -40,25 +40,29 @@ class Row:
     """One row: its cells now, or a function that makes them when first drawn.
 
     Making cells lazily is what keeps 10,000 rows cheap: only rows that are
-    drawn, sorted or filtered are ever formatted.
+    drawn, sorted or filtered are ever formatted. `make(source)` makes them; one
+    function shared by every row, each row holding only its source, keeps a large
+    table to one object a row (a closure a row costs five, and full garbage
+    collections over them stalled the console's start).
     """
 
-    __slots__ = ("_cells", "_make", "_search", "_values", "key")
+    __slots__ = ("_cells", "_make", "_search", "_source", "_values", "key")
 
     def __init__(self, key: str, cells: Sequence[Cell] | None = None,
                  values: Sequence[Any] = (),
-                 make: Callable[[], tuple[Sequence[Cell], Sequence[Any]]] | None = None
-                 ) -> None:
+                 make: Callable[[Any], tuple[Sequence[Cell], Sequence[Any]]]
+                 | None = None, source: Any = None) -> None:
         self.key = key
         self._cells = cells
         self._values = values
         self._make = make
+        self._source = source
         self._search: str | None = None
 
     def _made(self) -> None:
         if self._cells is None and self._make is not None:
-            self._cells, self._values = self._make()
-            self._make = None
+            self._cells, self._values = self._make(self._source)
+            self._make = self._source = None
 
     @property
     def cells(self) -> Sequence[Cell]:

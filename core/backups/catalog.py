@@ -59,13 +59,12 @@ class Backup:
 
     def __getattr__(self, name: str) -> Any:
         # Reached only for a field a listing left raw (see _DEFERRED).
-        raw = self.__dict__.get("_raw")
-        if raw is None or name not in raw:
+        values = self.__dict__
+        if name not in _DEFERRED or "_raw_" + name not in values:
             raise AttributeError(f"{type(self).__name__!r} object has no attribute "
                                  f"{name!r}")
-        value = Path(raw.pop(name)) if name == "path" else _parse_manifest(
-            raw.pop(name))
-        self.__dict__[name] = value
+        raw = values.pop("_raw_" + name)
+        value = values[name] = Path(raw) if name == "path" else _parse_manifest(raw)
         return value
 
     @property
@@ -228,9 +227,10 @@ def _row(backup: Backup) -> dict[str, Any]:
 
 # Fields a row leaves raw until first used (Backup.__getattr__): a listing of
 # thousands shows few manifests, and parsing each JSON manifest and building each
-# Path were most of a listing's cost. The manifest is selected as its text.
+# Path were most of a listing's cost. JSON columns are selected as their text.
 _DEFERRED = ("path", "manifest")
-_ROW_SELECT = [sa.type_coerce(c, sa.Text).label(c.name) if c.name == "manifest"
+_AS_TEXT = ("manifest", "verify_detail")
+_ROW_SELECT = [sa.type_coerce(c, sa.Text).label(c.name) if c.name in _AS_TEXT
                else c for c in backups.columns]
 
 
@@ -238,21 +238,28 @@ def _from_row(row: Any, keys: list[str]) -> Backup:
     backup = Backup.__new__(Backup)
     values = backup.__dict__
     values.update(zip(keys, row, strict=True))
-    values["_raw"] = {name: values.pop(name) for name in _DEFERRED}
+    for name in _DEFERRED:
+        values["_raw_" + name] = values.pop(name)
+    values["verify_detail"] = _json(values["verify_detail"])
     return backup
 
 
 def _backups(conn: sa.Connection, query: sa.Select[Any]) -> list[Backup]:
     result = conn.execute(query)
     keys = list(result.keys())
-    return [_from_row(row, keys) for row in result]
+    return [_from_row(row, keys) for row in result.all()]
+
+
+def _json(raw: Any) -> Any:
+    # A driver may hand JSON back already parsed (psycopg does); SQLite gives text,
+    # "null" for a None the JSON type stored.
+    if isinstance(raw, str | bytes):
+        return None if raw == "null" else json.loads(raw)
+    return raw
 
 
 def _parse_manifest(raw: Any) -> dict[str, Any]:
-    # A driver may hand JSON back already parsed (psycopg does); SQLite gives text.
-    if isinstance(raw, str | bytes):
-        raw = json.loads(raw)
-    return raw or {}
+    return _json(raw) or {}
 
 
 def index(store: Store, backup: Backup) -> None:
