@@ -9,8 +9,10 @@ real catalog. Two ratios, large over small, in one run:
 - start: from opening the workspace to the first full frame (header, the four
   panes, alerts and footer laid out and drawn; data arrives from thread workers
   and never holds the frame back); best of --runs. Floor 1.3.
-  Also printed, with no floor: the time until every pane shows its data, which
-  the engines' whole-catalog loads (list, retention verdicts, history) dominate.
+- data: from opening the workspace until every pane shows its data: the
+  revisions, the backups with their retention verdicts, the health checks and
+  the journal; best of --runs. Floor 1.3 (a plain DataTable filled eagerly with
+  10,000 rows takes 2.8x on start alone).
 - cursor: the app's own handling of one cursor move in the backups table, from
   the key's dispatch to the table's Highlighted message (the pilot's idle wait
   between keys is left out); median of 60 moves, 10,000 rows against 50.
@@ -39,7 +41,7 @@ from console.widgets.table import VirtualTable
 from core.backups.catalog import Backup, index
 from core.workspace import Workspace
 
-START_FLOOR, CURSOR_FLOOR = 1.3, 1.2
+START_FLOOR, DATA_FLOOR, CURSOR_FLOOR = 1.3, 1.3, 1.2
 ENV = '''
 from alembic import context
 from sqlalchemy import create_engine, pool
@@ -124,8 +126,11 @@ def panes_ready(app: DbrConsole) -> bool:
                   ("revisions-table", "backups-table", "checks-table")]
     except Exception:  # noqa: BLE001 - the main screen is not mounted yet
         return False
-    return all(t.rows for t in tables) and "loading" not in str(
-        screen.query_one("#journal").notice.render())
+    notices = [str(screen.query_one(f"#{name}").notice.render())
+               for name in ("journal", "backups")]
+    # The backups pane says "weighing…" until its retention verdicts are shown.
+    return all(t.rows for t in tables) and "loading" not in notices[0] and \
+        "weighing" not in notices[1]
 
 
 def screen_ready(app: DbrConsole) -> bool:
@@ -226,18 +231,18 @@ def main() -> int:
     args = parser.parse_args()
     result = asyncio.run(measure(args.runs))
     start = result["start_large"] / result["start_small"]
+    data = result["data_large"] / result["data_small"]
     move = result["move_large"] / result["move_small"]
     print(f"start to first full frame: {result['start_small'] * 1000:.0f} ms with 10 "
           f"backups and 10 revisions, {result['start_large'] * 1000:.0f} ms with "
           f"10,000 and 500: {start:.2f}x (floor {START_FLOOR}x)")
+    print(f"start until every pane shows its data: {result['data_small'] * 1000:.0f} "
+          f"ms with 10 backups and 10 revisions, {result['data_large'] * 1000:.0f} ms "
+          f"with 10,000 and 500: {data:.2f}x (floor {DATA_FLOOR}x)")
     print(f"cursor move in the backups table: {result['move_small'] * 1e6:.0f} µs at "
           f"50 rows, {result['move_large'] * 1e6:.0f} µs at 10,000: {move:.2f}x "
           f"(floor {CURSOR_FLOOR}x)")
-    data = result["data_large"] / result["data_small"]
-    print(f"start to every pane showing its data (not held to a floor; the engines "
-          f"load whole catalogs): {result['data_small'] * 1000:.0f} ms against "
-          f"{result['data_large'] * 1000:.0f} ms: {data:.2f}x")
-    ok = start <= START_FLOOR and move <= CURSOR_FLOOR
+    ok = start <= START_FLOOR and data <= DATA_FLOOR and move <= CURSOR_FLOOR
     print("PASS" if ok else "FAIL")
     return 0 if ok else 1
 
