@@ -7,7 +7,7 @@ import sys
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from console.cli.common import (
     add_command,
@@ -20,10 +20,13 @@ from console.cli.common import (
     when,
     workspace,
 )
-from core import backups
-from core.backups import Backup
 from core.errors import EXIT_FAILED, EXIT_OK, ConfigError, Refused
 from core.events import STEP_PROGRESS, Event
+
+# The backup engine is imported by the handlers that use it: building the parser
+# for every `dbr` command should not pay for it.
+if TYPE_CHECKING:
+    from core.backups import Backup
 
 
 def register(commands: Any) -> None:
@@ -139,6 +142,8 @@ HEADERS = ("id", "target", "created", "size", "verified", "pin", "label")
 
 
 def cmd_create(args: argparse.Namespace) -> int:
+    from core import backups
+
     ws = workspace(args)
     backup = backups.create_backup(ws, args.target, label=args.label, pin=args.pin,
                                    progress=_progress(args, "dumped"),
@@ -158,6 +163,8 @@ def cmd_create(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    from core import backups
+
     ws = workspace(args)
     items = backups.list_backups(ws, args.target)
     if args.json:
@@ -171,6 +178,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
+    from core import backups
+
     backup = backups.get_backup(workspace(args), args.id)
     if args.json:
         emit_json(backup.to_dict())
@@ -198,6 +207,8 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_rescan(args: argparse.Namespace) -> int:
+    from core import backups
+
     result = backups.rescan(workspace(args))
     if args.json:
         emit_json(result.to_dict())
@@ -215,6 +226,8 @@ def cmd_rescan(args: argparse.Namespace) -> int:
 
 
 def cmd_pin(args: argparse.Namespace) -> int:
+    from core import backups
+
     backup = backups.pin(workspace(args), args.id, args.reason)
     if args.json:
         emit_json(backup.to_dict())
@@ -224,6 +237,8 @@ def cmd_pin(args: argparse.Namespace) -> int:
 
 
 def cmd_unpin(args: argparse.Namespace) -> int:
+    from core import backups
+
     backup = backups.unpin(workspace(args), args.id)
     if args.json:
         emit_json(backup.to_dict())
@@ -233,6 +248,8 @@ def cmd_unpin(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    from core import backups
+
     ws = workspace(args)
     result = backups.verify_backup(ws, args.id, deep=args.deep,
                                    progress=_progress(args, "read"))
@@ -249,6 +266,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
+    from core import backups
+
     ws = workspace(args)
     plan = backups.plan_restore(ws, args.id, target=args.target, into=args.into)
     if not args.json:
@@ -273,6 +292,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
+    from core import backups
+
     ws = workspace(args)
     if args.target:
         names = [args.target]
@@ -314,6 +335,8 @@ def _time(text: str | None) -> datetime | None:
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
+    from core import backups
+
     ws = workspace(args)
     plans = backups.plan_remove(ws, args.ids, policy=args.policy)
     verdicts = [v for plan in plans for v in plan.summary["detail"]["verdicts"]]

@@ -10,18 +10,22 @@ import sys
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import humanize
 
 from core import events as ev
 from core.errors import EXIT_FAILED, EXIT_OK, DbrError, NotConfirmed
 from core.events import Event
-from core.executor import Outcome
-from core.plans import Plan
 from core.secrets import RedactingFilter, redact, redact_value
-from core.targets import Target
-from core.workspace import Workspace
+
+# Imported where used: every `dbr` command builds the whole parser, and most
+# verbs need neither the executor nor a workspace.
+if TYPE_CHECKING:
+    from core.executor import Outcome
+    from core.plans import Plan
+    from core.targets import Target
+    from core.workspace import Workspace
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -56,6 +60,8 @@ def add_command(commands: Any, name: str, handler: Handler, help: str,
 
 
 def workspace(args: argparse.Namespace) -> Workspace:
+    from core.workspace import Workspace
+
     return Workspace.open(args.config)
 
 

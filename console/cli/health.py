@@ -9,7 +9,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from console.cli.common import (
     add_command,
@@ -20,10 +20,13 @@ from console.cli.common import (
     table,
     workspace,
 )
-from core import health, rollback
 from core.errors import EXIT_FAILED, EXIT_OK, ConfigError
-from core.health import Monitor, Sample
 from core.secrets import redact
+
+# The engines are imported by the handlers that use them: building the parser
+# for every `dbr` command should not pay for them.
+if TYPE_CHECKING:
+    from core.health import Sample
 
 
 def register(commands: Any) -> None:
@@ -102,6 +105,9 @@ def register(commands: Any) -> None:
 
 
 def cmd_health(args: argparse.Namespace) -> int:
+    from core import health
+    from core.health import Monitor
+
     ws = workspace(args)
     target = ws.target(args.target)
     if not args.watch:
@@ -173,6 +179,8 @@ def _value(value: Any) -> str:
 
 
 def cmd_rollback_plan(args: argparse.Namespace) -> int:
+    from core import rollback
+
     ws = workspace(args)
     plan = rollback.plan_strategy(ws, ws.target(args.target), args.strategy)
     if args.json:
@@ -187,6 +195,8 @@ def cmd_rollback_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_rollback_run(args: argparse.Namespace) -> int:
+    from core import rollback
+
     ws = workspace(args)
     try:
         target = ws.target(args.target)

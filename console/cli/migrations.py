@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from console.cli.common import (
     add_command,
@@ -16,11 +16,14 @@ from console.cli.common import (
     when,
     workspace,
 )
-from core import migrations, snapshots
 from core.errors import EXIT_FAILED, EXIT_OK, ConfigError
-from core.migrations.history import Current, Revision
-from core.targets import Target
-from core.workspace import Workspace
+
+# The engines (Alembic among them) are imported by the handlers that use them:
+# building the parser for every `dbr` command should not pay for them.
+if TYPE_CHECKING:
+    from core.migrations.history import Current, Revision
+    from core.targets import Target
+    from core.workspace import Workspace
 
 TARGET_HELP = "the target (may be left out when dbr.toml has only one)"
 PLURALS = {"drop_index": ("index", "indexes"),
@@ -105,6 +108,8 @@ def _spec(parser: argparse.ArgumentParser, *, required: bool) -> None:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
+    from core import migrations
+
     ws = workspace(args)
     result = migrations.history(_target(ws, args))
     if args.json:
@@ -121,6 +126,8 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 
 def cmd_current(args: argparse.Namespace) -> int:
+    from core import migrations
+
     ws = workspace(args)
     result = migrations.current(_target(ws, args))
     if args.json:
@@ -131,6 +138,8 @@ def cmd_current(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
+    from core import migrations
+
     ws = workspace(args)
     direction = "upgrade" if args.upgrade else "downgrade"
     plan = migrations.plan(_target(ws, args), args.spec, direction=direction,
@@ -143,6 +152,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from core import migrations
+
     ws = workspace(args)
     target = _target(ws, args)
     if getattr(args, "trial", False):
@@ -164,6 +175,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
+    from core import snapshots
+
     ws = workspace(args)
     target = _target(ws, args)
     if args.list:
@@ -207,6 +220,8 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 
 def cmd_test(args: argparse.Namespace) -> int:
+    from core import migrations
+
     ws = workspace(args)
     target = _target(ws, args)
 
