@@ -12,14 +12,14 @@ import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
 from core.errors import DbrError
-from core.state import Store, backups, utcnow
+from core.state import Store, UTCDateTime, backups, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -230,8 +230,12 @@ def _row(backup: Backup) -> dict[str, Any]:
 # Path were most of a listing's cost. JSON columns are selected as their text.
 _DEFERRED = ("path", "manifest")
 _AS_TEXT = ("manifest", "verify_detail")
+# Times are read as the naive UTC they are stored as (see UTCDateTime) and made
+# aware in _from_row: the type's per-value hook was a third of a listing's cost.
+_TIMES = tuple(c.name for c in backups.columns if isinstance(c.type, UTCDateTime))
 _ROW_SELECT = [sa.type_coerce(c, sa.Text).label(c.name) if c.name in _AS_TEXT
-               else c for c in backups.columns]
+               else sa.type_coerce(c, sa.DateTime()).label(c.name)
+               if c.name in _TIMES else c for c in backups.columns]
 
 
 def _from_row(row: Any, keys: list[str]) -> Backup:
@@ -241,6 +245,9 @@ def _from_row(row: Any, keys: list[str]) -> Backup:
     for name in _DEFERRED:
         values["_raw_" + name] = values.pop(name)
     values["verify_detail"] = _json(values["verify_detail"])
+    for name in _TIMES:
+        if values[name] is not None:
+            values[name] = values[name].replace(tzinfo=UTC)
     return backup
 
 
