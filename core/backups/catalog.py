@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
@@ -57,15 +57,18 @@ class Backup:
     deep_verify_ok: bool | None = None
     operation_id: str | None = None
 
-    def __getattr__(self, name: str) -> Any:
-        # Reached only for a field a listing left raw (see _DEFERRED).
-        values = self.__dict__
-        if name not in _DEFERRED or "_raw_" + name not in values:
-            raise AttributeError(f"{type(self).__name__!r} object has no attribute "
-                                 f"{name!r}")
-        raw = values.pop("_raw_" + name)
-        value = values[name] = Path(raw) if name == "path" else _parse_manifest(raw)
-        return value
+    if not TYPE_CHECKING:  # hidden from type checkers, which would allow any name
+
+        def __getattr__(self, name: str) -> Any:
+            # Reached only for a field a listing left raw (see _DEFERRED).
+            values = self.__dict__
+            if name not in _DEFERRED or "_raw_" + name not in values:
+                raise AttributeError(f"{type(self).__name__!r} object has no "
+                                     f"attribute {name!r}")
+            raw = values.pop("_raw_" + name)
+            value = values[name] = (Path(raw) if name == "path"
+                                    else _parse_manifest(raw))
+            return value
 
     @property
     def complete(self) -> bool:
