@@ -320,7 +320,7 @@ def _backup_id(ws: Workspace, target: Target, which: str) -> str:
             cause=f"{len(complete)} complete backup(s), none verified"
             if which == "latest-verified"
             else "the catalog is empty",
-            hint=f"dbr backup verify, or dbr backup create {target.name}",
+            hint=f"dbr backups verify ID, or dbr backups create {target.name}",
         )
     return chosen[0].id
 

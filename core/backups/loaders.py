@@ -157,7 +157,7 @@ def _check_digest(backup: Backup, digest: Any) -> None:
     if digest.hexdigest() != backup.sha256:
         raise DbrError(f"backup {backup.id} changed while it was restored",
                        cause="its SHA-256 no longer matches the manifest",
-                       hint="verify it with `dbr backups verify`")
+                       hint=f"verify it with `dbr backups verify {backup.id}`")
 
 
 def _clean_sql(backup: Backup, server_major: int) -> str:

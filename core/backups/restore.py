@@ -221,10 +221,11 @@ def explain_failure(ctx: Context, step: Step, exc: BaseException, target: Target
     report: dict[str, Any] = {"state": state}
     if safety:
         report["safety_backup"] = safety
-        where = f"--into '{target.display_url}'" if into else f"--target {target.name}"
+        where = (f"--into '{target.display_url}'" if into
+                 else f"--target {target.name}")
         report["how_to_get_back"] = (
-            f"restore the safety backup taken just before: dbr backups restore "
-            f"{safety} {where} --yes")
+            "restore the safety backup taken just before: "
+            f"dbr backups restore {safety} --yes " + where)
     else:
         report["how_to_get_back"] = ("no safety backup was taken (declined or the "
                                      "database was empty); restore another backup")
