@@ -170,6 +170,9 @@ def load(explicit: str | os.PathLike | None = None) -> Settings:
         raise ConfigError(f"{path} is not valid TOML", cause=str(exc)) from None
     except OSError as exc:
         raise ConfigError(f"cannot read {path}", cause=exc.strerror or str(exc)) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path} is not UTF-8 text", cause=str(exc),
+                          hint="save it as UTF-8") from None
     return parse(raw, path)
 
 

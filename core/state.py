@@ -17,6 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from core.config import state_dir
 from core.errors import DbrError
 from core.secrets import display_url
 
@@ -183,7 +184,7 @@ class Store:
         self.engine = _make_engine(url)
         try:
             upgrade(self.engine)
-        except sa.exc.OperationalError as exc:
+        except sa.exc.DBAPIError as exc:
             raise DbrError(
                 f"cannot open the state store {display_url(url)}",
                 cause=str(exc.orig).strip().splitlines()[0],
@@ -197,7 +198,11 @@ class Store:
 def _make_engine(url: str) -> Engine:
     if url.startswith("sqlite:///"):
         path = Path(url.removeprefix("sqlite:///"))
-        if str(path) != ":memory:":
+        if str(path) != ":memory:" and not path.parent.is_dir():
+            if path.parent != state_dir():
+                # A typo in [state] url must not start an empty journal elsewhere.
+                raise DbrError(f"the state store's folder {path.parent} does not exist",
+                               hint="fix [state] url in dbr.toml, or create the folder")
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         engine = sa.create_engine(url, connect_args={"timeout": 30})
 

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from core.backups import inspect
 from core.targets import Target
 from core.workspace import Workspace
-from tests.conftest import SHARED_DATA
+from tests.conftest import sample
 
 
 def workspace(tmp_path: Path, url: str, name: str = "db", retention: str = "",
@@ -38,14 +38,14 @@ def load_pagila(pg_url: str) -> None:
         subprocess.run(
             ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", url.host or "",
              "-p", str(url.port or 5432), "-U", url.username or "postgres",
-             "-d", url.database or "", "-f", str(SHARED_DATA / "pagila" / part)],
+             "-d", url.database or "", "-f", str(sample(f"pagila/{part}"))],
             check=True, capture_output=True)
 
 
 def load_sakila(mysql_url: str) -> None:
     """Sakila into the fresh database (its script names `sakila`: renamed here)."""
     url = sa.engine.make_url(mysql_url)
-    text = (SHARED_DATA / "sakila-mysql" / "sakila-mysql-dump.sql").read_text(
+    text = sample("sakila-mysql/sakila-mysql-dump.sql").read_text(
         encoding="utf-8", errors="strict")
     text = text.replace("create schema sakila;", "", 1).replace(
         "use sakila;", f"use `{url.database}`;", 1)
@@ -58,7 +58,7 @@ def load_sakila(mysql_url: str) -> None:
 
 def load_chinook_sqlite(sqlite_url: str) -> Path:
     path = Path(sa.engine.make_url(sqlite_url).database or "")
-    shutil.copyfile(SHARED_DATA / "chinook" / "Chinook_Sqlite.sqlite", path)
+    shutil.copyfile(sample("chinook/Chinook_Sqlite.sqlite"), path)
     with sqlite3.connect(path) as db:  # a trigger and a view for the round trip
         db.executescript("""
             create view big_invoices as select * from Invoice where Total > 10;

@@ -22,7 +22,31 @@ PG_ADMIN = os.environ.get("DBR_TEST_PG_URL",
                           "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 MYSQL_ADMIN = os.environ.get("DBR_TEST_MYSQL_URL",
                              "mysql+pymysql://root@127.0.0.1:3306/mysql")
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def _find_sample_data() -> Path:
+    """Pagila, Chinook, Sakila: $DBR_SAMPLE_DATA, else ../shared/data beside the repo."""
+    candidates = [Path(os.environ["DBR_SAMPLE_DATA"])] if os.environ.get(
+        "DBR_SAMPLE_DATA") else []
+    candidates += [Path(__file__).resolve().parents[2] / "shared" / "data",
+                   Path("/work/shared/data")]
+    for candidate in candidates:
+        if (candidate / "pagila").is_dir():
+            return candidate
+    return candidates[0]
+
+
+SHARED_DATA = _find_sample_data()
+
+
+def sample(relative: str) -> Path:
+    """A sample-data file; its tests skip, loudly, on a machine without it."""
+    path = SHARED_DATA / relative
+    if not path.is_file():
+        pytest.skip(f"SKIPPING: sample data {relative} is not under {SHARED_DATA}; "
+                    "set DBR_SAMPLE_DATA to the folder holding pagila/, chinook/ "
+                    "and sakila-mysql/")
+    return path
 _reachable: dict[str, str | None] = {}
 
 
@@ -104,6 +128,7 @@ def make_target(url: str, name: str = "t", **config: object) -> Target:
 
 @pytest.fixture
 def state_url(tmp_path: Path) -> str:
+    (tmp_path / "state").mkdir()
     return f"sqlite:///{tmp_path / 'state' / 'state.db'}"
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import PG_ADMIN, SHARED_DATA, need_server, unique_name
+from tests.conftest import PG_ADMIN, need_server, sample, unique_name
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,8 +28,7 @@ def walkthrough_script() -> str:
 @pytest.fixture
 def pagila_name() -> str:
     need_server(PG_ADMIN, "PostgreSQL")
-    if not (SHARED_DATA / "pagila" / "pagila-schema.sql").is_file():
-        pytest.skip(f"SKIPPING: Pagila is not at {SHARED_DATA / 'pagila'}")
+    sample("pagila/pagila-schema.sql")
     name = unique_name("dbr_pagila")
     yield name
     admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
@@ -42,7 +41,7 @@ def test_the_readme_walkthrough_runs_as_written(pagila_name: str,
                                                 tmp_path: Path) -> None:
     workspace = tmp_path / "pagila-dbr"
     env = {**os.environ, "DB": pagila_name, "WS": str(workspace),
-           "PAGILA": str(SHARED_DATA / "pagila"),
+           "PAGILA": str(sample("pagila/pagila-data.sql").parent),
            "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     result = subprocess.run(["bash", "-euo", "pipefail", "-c", walkthrough_script()],
                             cwd=ROOT, env=env, capture_output=True, text=True,

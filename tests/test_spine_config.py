@@ -122,3 +122,50 @@ def test_demo_init_then_targets_lists_the_demo_target(tmp_path: Path) -> None:
     assert listed.returncode == 0, listed.stderr
     [shop] = json.loads(listed.stdout)
     assert shop["name"] == "shop" and shop["dialect"] == "sqlite"
+
+
+def test_a_typo_in_the_state_url_does_not_start_an_empty_journal(tmp_path: Path) -> None:
+    config = write(tmp_path / "dbr.toml",
+                   f'[state]\nurl = "sqlite:///{tmp_path}/no-such-folder/state.db"\n')
+    result = dbr("--config", str(config), "log")
+    assert result.returncode == 1
+    assert "no-such-folder" in result.stderr and "[state] url" in result.stderr
+    assert not (tmp_path / "no-such-folder").exists()
+
+
+def test_a_file_that_is_not_utf8_or_a_state_store_that_is_not_sqlite_is_named(
+        tmp_path: Path) -> None:
+    config = tmp_path / "dbr.toml"
+    config.write_bytes(b'[targets.shop]\nurl = "sqlite:///caf\xe9.db"\n')
+    result = dbr("--config", str(config), "targets")
+    assert result.returncode == 2 and "not UTF-8" in result.stderr
+
+    (tmp_path / "state.db").write_bytes(b"this is not a database" * 100)
+    config.write_text('[state]\nurl = "sqlite:///state.db"\n')
+    result = dbr("--config", str(config), "log")
+    assert result.returncode == 1
+    assert "cannot open the state store" in result.stderr
+    assert "internal error" not in result.stderr
+
+
+def test_config_check_names_missing_files_and_unknown_check_names(
+        tmp_path: Path) -> None:
+    config = write(tmp_path / "dbr.toml", """
+        [targets.shop]
+        url = "sqlite:///shop.db"
+        alembic = "missing/alembic.ini"
+        [targets.shop.health]
+        disable = ["quick_check", "replication lagg"]
+        [[targets.shop.triggers]]
+        name = "orders stop"
+        checks_failing = ["orders per hour"]
+        strategy = "notify"
+    """.replace("\n        ", "\n"))
+    result = dbr("--config", str(config), "config", "check", "--json")
+    assert result.returncode == 2
+    problems = json.loads(result.stdout)["problems"]
+    assert any("targets.shop.alembic" in p and "does not exist" in p
+               for p in problems)
+    assert any("'replication lagg'" in p for p in problems)
+    assert not any("'quick_check'" in p for p in problems)
+    assert any("checks_failing" in p and "'orders per hour'" in p for p in problems)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 import traceback
@@ -50,6 +49,15 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         return EXIT_FAILED
     except Exception as exc:
+        from sqlalchemy.exc import DBAPIError
+
+        if isinstance(exc, DBAPIError):  # a driver error no engine function translated
+            print(fail_message(DbrError(
+                "the database answered with an error",
+                cause=str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc),
+                hint="check the database named in the command exists and is "
+                "reachable; -v shows more")), file=sys.stderr)
+            return EXIT_FAILED
         if os.environ.get("DBR_DEBUG"):
             print(redact(traceback.format_exc()), file=sys.stderr)
         print(redact(f"dbr: internal error: {type(exc).__name__}: {exc}"),

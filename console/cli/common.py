@@ -108,7 +108,7 @@ def size(value: int | None) -> str:
     return "-" if value is None else humanize.naturalsize(value, binary=True)
 
 
-def render_plan(plan: Plan) -> None:
+def render_plan(plan: Plan, *, safety_backup: bool = True) -> None:
     """The preview: steps with their SQL, risks with numbers, safety backup, estimate."""
     print(f"Plan: {plan.title}")
     print(f"  target: {plan.target}    kind: {plan.kind}")
@@ -116,8 +116,16 @@ def render_plan(plan: Plan) -> None:
         if isinstance(value, (str, int, float)) or value is None:
             print(f"  {key.replace('_', ' ')}: {value if value is not None else '-'}")
     if plan.safety_backup is not None and plan.destructive:
-        print(f"  safety backup first: {plan.safety_backup.description}")
-    print(f"  runs in a transaction: {'yes' if plan.transactional else 'NO'}")
+        if safety_backup:
+            print(f"  safety backup first: {plan.safety_backup.description}")
+        else:
+            print("  safety backup: NONE, declined with --no-safety-backup "
+                  "(the journal records it)")
+    transactional = "yes" if plan.transactional else "NO"
+    if len(plan.steps) > 1:
+        transactional += " (each step on its own; stopping between steps keeps the "
+        transactional += "steps already done)"
+    print(f"  each step runs in a transaction: {transactional}")
     print(f"  estimated duration: {seconds(plan.estimate) if plan.estimate else 'unknown (no past runs)'}")
     print()
     for number, step in enumerate(plan.steps, start=1):
@@ -171,7 +179,7 @@ def execute(ws: Workspace, plan: Plan, target: Target, args: argparse.Namespace,
         if not getattr(args, "yes", False):
             emit_json(plan.to_dict())
     else:
-        render_plan(plan)
+        render_plan(plan, safety_backup=not getattr(args, "no_safety_backup", False))
     confirm(plan, args)
     cancel = threading.Event()
     unsubscribe = ws.bus.subscribe(_progress_printer())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -10,9 +11,10 @@ from console.cli.common import (
     add_command, emit_json, seconds, table, when, workspace,
 )
 from core import metrics
-from core.config import load
-from core.errors import EXIT_OK, ConfigError, NotConfirmed
+from core.config import TargetConfig, load
+from core.errors import EXIT_OK, EXIT_USAGE, ConfigError, NotConfirmed
 from core.secrets import display_url
+from core.targets import Target
 
 
 def register(commands: Any) -> None:
@@ -67,16 +69,44 @@ def cmd_targets(args: argparse.Namespace) -> int:
 
 def cmd_config_check(args: argparse.Namespace) -> int:
     settings = load(args.config)
-    result = {"config": str(settings.path) if settings.path else None, "ok": True,
+    problems = [p for t in settings.targets.values() for p in _target_problems(t)]
+    result = {"config": str(settings.path) if settings.path else None,
+              "ok": not problems, "problems": problems,
               "targets": sorted(settings.targets), "sinks": len(settings.sinks),
               "state": display_url(settings.state_url)}
     if args.json:
         emit_json(result)
+    elif problems:
+        print(f"{settings.where()}: {len(problems)} problem(s)")
+        for problem in problems:
+            print(f"  - {problem}")
     else:
         print(f"{settings.where()}: OK, {len(settings.targets)} target(s) "
               f"({', '.join(result['targets']) or 'none'}), {len(settings.sinks)} "
               f"alert sink(s), state store {result['state']}")
-    return EXIT_OK
+    return EXIT_USAGE if problems else EXIT_OK
+
+
+def _target_problems(config: TargetConfig) -> list[str]:
+    """What the loader cannot see alone: files that are missing, names that are not."""
+    from core.health.checks import Prober
+
+    where = f"targets.{config.name}"
+    problems = []
+    if config.alembic is not None and not config.alembic.exists():
+        problems.append(f"{where}.alembic: {config.alembic} does not exist")
+    every = replace(config, health=replace(config.health, disable=()))
+    known = set(Prober(Target(every)).names())
+    for name in config.health.disable:
+        if name not in known:
+            problems.append(f"{where}.health.disable: no check is named {name!r} "
+                            f"(known: {', '.join(sorted(known))})")
+    for index, trigger in enumerate(config.triggers):
+        for name in trigger.checks_failing:
+            if name not in known or name in config.health.disable:
+                problems.append(f"{where}.triggers[{index}].checks_failing: "
+                                f"{name!r} is not a check this target runs")
+    return problems
 
 
 def cmd_log(args: argparse.Namespace) -> int:
