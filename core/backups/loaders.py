@@ -160,10 +160,16 @@ def _check_digest(backup: Backup, digest: Any) -> None:
                        hint=f"verify it with `dbr backups verify {backup.id}`")
 
 
-def _clean_sql(backup: Backup, server_major: int) -> str:
+def replaced_schemas(backup: Backup) -> set[str]:
+    """The PostgreSQL schemas a restore drops whole and re-creates from the dump:
+    every table in them that the backup lacks is dropped with them."""
     requires = backup.manifest.get("requires") or {}
     schemas = set(requires.get("schemas") or ["public"])
-    schemas |= {t.split(".", 1)[0] for t in backup.tables if "." in t}
+    return schemas | {t.split(".", 1)[0] for t in backup.tables if "." in t}
+
+
+def _clean_sql(backup: Backup, server_major: int) -> str:
+    schemas = replaced_schemas(backup)
     statements = ["set client_min_messages = warning"]
     for schema in sorted(schemas):
         statements.append(f"drop schema if exists {quote('postgresql', schema)} "

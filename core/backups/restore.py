@@ -95,10 +95,16 @@ def build_plan(backup: Backup, target: Target, verification: Verification, *,
                           f"now, {change['rows_in_backup'] or 0} after the restore",
                           table=change["table"],
                           rows=change["rows_now"] - (change["rows_in_backup"] or 0)))
-    extra = [t["table"] for t in tables if t["rows_in_backup"] is None]
-    if extra and target.dialect != "sqlite":
+    dropped, kept = _not_in_backup(target.dialect, backup, tables)
+    for change in dropped:
+        risks.append(Risk("table_dropped", f"{change['table']}: not in the backup, "
+                          f"DROPPED by the restore with its {change['rows_now']:,} "
+                          f"rows ({_why_dropped(target.dialect)})",
+                          severity="critical", table=change["table"],
+                          rows=change["rows_now"]))
+    if kept:
         risks.append(Risk("left_in_place", "not in the backup, left as they are: "
-                          + ", ".join(extra)))
+                          + ", ".join(t["table"] for t in kept)))
     for note in backup.manifest.get("notes") or []:
         risks.append(Risk("backup_note", note))
 
@@ -140,6 +146,8 @@ def build_plan(backup: Backup, target: Target, verification: Verification, *,
             "replaces": f"{len(backup.tables)} tables: {rows_now:,} rows now, "
                         f"{rows_backup:,} in the backup",
             "tables": tables,
+            "drops": ", ".join(f"{t['table']} ({t['rows_now']:,} rows)"
+                               for t in dropped) or "no table outside the backup",
             "backup_detail": {
                 "id": backup.id, "target": backup.target,
                 "created_at": backup.created_at.isoformat(), "age": round(age),
@@ -167,6 +175,37 @@ def _verified_text(backup: Backup, verification: Verification) -> str:
         ago = humanize.naturaltime(utcnow() - backup.verified_at)
         return f"yes: fully verified {ago}; checksum re-checked just now"
     return "yes: read in full just now"
+
+
+def _not_in_backup(dialect: str, backup: Backup, tables: list[dict]
+                   ) -> tuple[list[dict], list[dict]]:
+    """Tables the target has and the backup lacks: (dropped, left as they are).
+
+    PostgreSQL drops the backup's schemas whole, so such a table in one of them
+    goes too; SQLite replaces the whole file; mariadb-dump's SQL drops and
+    re-creates only the tables it holds.
+    """
+    extra = [t for t in tables if t["rows_in_backup"] is None]
+    for change in tables:
+        change["after_restore"] = "from the backup"
+    if dialect == "mysql":
+        dropped: list[dict] = []
+    elif dialect == "sqlite":
+        dropped = extra
+    else:
+        schemas = loaders.replaced_schemas(backup)
+        dropped = [t for t in extra if (t["table"].split(".", 1)[0]
+                                        if "." in t["table"] else "public")
+                   in schemas]
+    for change in extra:
+        change["after_restore"] = "dropped" if change in dropped else "left as is"
+    return dropped, [t for t in extra if t not in dropped]
+
+
+def _why_dropped(dialect: str) -> str:
+    if dialect == "sqlite":
+        return "the restore replaces the whole file"
+    return "the restore drops and re-creates its schema"
 
 
 def _how(dialect: str) -> str:
