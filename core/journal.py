@@ -97,8 +97,11 @@ class Journal:
 
     def operations(self, target: str | None = None, *, limit: int = 50,
                    kind: str | None = None, since: datetime | None = None,
-                   until: datetime | None = None) -> list[dict[str, Any]]:
+                   until: datetime | None = None,
+                   status: str | None = None) -> list[dict[str, Any]]:
         query = sa.select(operations).order_by(operations.c.started_at.desc())
+        if status:
+            query = query.where(operations.c.status == status)
         if target:
             query = query.where(operations.c.target == target)
         if kind:

@@ -172,9 +172,11 @@ def restore_target(ws: Workspace, plan: Plan) -> Target:
     return _destinations.get(id(plan)) or ws.target(plan.target)
 
 
-def retention_verdicts(ws: Workspace, target: str) -> list[Verdict]:
+def retention_verdicts(ws: Workspace, target: str,
+                       backups: list[Backup] | None = None) -> list[Verdict]:
+    """Retention's verdict on each backup of target; backups: its catalog if listed."""
     policy = ws.settings.target(target).retention
-    return prune.verdicts(ws.store, ws.journal, target, policy)
+    return prune.verdicts(ws.store, ws.journal, target, policy, backups=backups)
 
 
 def plan_prune(ws: Workspace, target: str, remove: Sequence[str] = (),

@@ -36,7 +36,7 @@ def in_use(journal: Journal, target: str, backup_ids: list[str], *,
            exclude: str | None = None) -> dict[str, str]:
     """Backups a running operation on target names in its plan or options."""
     used: dict[str, str] = {}
-    for operation in journal.operations(target, limit=0):
+    for operation in journal.operations(target, limit=0, status=RUNNING):
         if operation["status"] != RUNNING or operation["id"] == exclude:
             continue
         text = json.dumps([operation["plan"], operation["options"]], default=str)
@@ -48,22 +48,26 @@ def in_use(journal: Journal, target: str, backup_ids: list[str], *,
 
 def verdicts(store: Store, journal: Journal, target: str,
              policy: RetentionPolicy | None, *, now: datetime | None = None,
-             exclude: str | None = None) -> list[Verdict]:
+             exclude: str | None = None,
+             backups: list[Backup] | None = None) -> list[Verdict]:
     """The retention policy's verdict on every backup of target, newest first."""
     return judge(store, journal, target, policy=policy, use_policy=True, now=now,
-                 exclude=exclude)
+                 exclude=exclude, backups=backups)
 
 
 def judge(store: Store, journal: Journal, target: str, *,
           chosen: Sequence[str] = (), policy: RetentionPolicy | None = None,
           use_policy: bool = True, now: datetime | None = None,
-          exclude: str | None = None) -> list[Verdict]:
+          exclude: str | None = None,
+          backups: list[Backup] | None = None) -> list[Verdict]:
     """A verdict on every backup of target: keep, remove, or refused (chosen).
 
     chosen are full backup ids the operator asked to remove; use_policy adds what
-    the retention policy removes (ConfigError when target has none).
+    the retention policy removes (ConfigError when target has none). backups, when
+    given, is the target's catalog as the caller just listed it.
     """
-    backups = catalog.listed(store, target)
+    if backups is None:
+        backups = catalog.listed(store, target)
     used = in_use(journal, target, [b.id for b in backups], exclude=exclude)
     if use_policy:
         planned = retention.evaluate(backups, policy, now or utcnow(), in_use=used,
