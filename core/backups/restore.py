@@ -264,7 +264,7 @@ def explain_failure(ctx: Context, step: Step, exc: BaseException, target: Target
                  else f"--target {target.name}")
         report["how_to_get_back"] = (
             "restore the safety backup taken just before: "
-            f"dbr backups restore {safety} --yes " + where)
+            f"dbr backups restore {safety} " + where + " --yes")
     else:
         report["how_to_get_back"] = ("no safety backup was taken (declined or the "
                                      "database was empty); restore another backup")
