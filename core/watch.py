@@ -352,6 +352,8 @@ class _Collector:
             healthy.add_metric([name], float(sample.healthy))
             conclusive.add_metric([name], float(sample.conclusive))
             for check in sample.checks:
+                if check.skipped:  # not measured: neither 1 nor 0
+                    continue
                 check_ok.add_metric([name, check.name], float(check.ok))
                 if isinstance(check.value, (int, float)):
                     check_value.add_metric([name, check.name], float(check.value))

@@ -13,8 +13,9 @@ Public API (the CLI, the console and `dbr watch` use only these):
         "-30 orders in the last hour (required): 0 is below its limit (min 1)")
         .lowered_by (dicts: check, points, value, status, required, detail)
         .failing (names) .summary (one line) .to_dict() (JSON-ready)
-    CheckResult: .name .ok .status ("ok", "failing", "timeout", "unreachable")
-        .value .weight .required .error .detail .duration .to_dict()
+    CheckResult: .name .ok .status ("ok", "failing", "timeout", "unreachable",
+        "skipped": not measured for want of a privilege, left out of the score;
+        its to_dict() has ok None and the reason in error) .skipped .value .weight .required .error .detail .duration .to_dict()
     recent_samples(ws, target, limit=20) -> list[Sample], newest first.
     trigger_states(ws, target) -> list[TriggerState]: per configured trigger, how
         close it is to firing, e.g. "2 of 3 samples below 60", whether it is in

@@ -40,6 +40,9 @@ OK = "ok"
 FAILING = "failing"
 TIMEOUT = "timeout"  # failing, and says nothing about the rest of the database
 UNREACHABLE = "unreachable"  # the check could not run at all
+# Not measured: the user dbr connects as may not run it (no privilege). That says
+# nothing about the database's health, so the score leaves it out.
+SKIPPED = "skipped"
 
 # Limits of the built-in checks; each check can be switched off with
 # [targets.NAME.health] disable = ["check name"].
@@ -69,6 +72,11 @@ class CheckResult:
         return self.status == OK
 
     @property
+    def skipped(self) -> bool:
+        """Neither passing nor failing: left out of the score."""
+        return self.status == SKIPPED
+
+    @property
     def ran(self) -> bool:
         """True when the check reached a verdict about the database itself."""
         return self.status in (OK, FAILING)
@@ -76,7 +84,7 @@ class CheckResult:
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
-            "ok": self.ok,
+            "ok": None if self.skipped else self.ok,
             "status": self.status,
             "value": self.value,
             "weight": self.weight,
@@ -102,6 +110,10 @@ class CheckResult:
 
 class CheckFailed(Exception):
     """A check's query answered, but not within its limits."""
+
+
+class CheckSkipped(Exception):
+    """The check cannot be measured with this user's privileges; args[0] says why."""
 
 
 def connection_share(used: int, limit: int) -> tuple[float, str]:
@@ -233,6 +245,13 @@ class Prober:
         try:
             with TimeLimit(conn, self.target.dialect, spec.timeout):
                 value, detail = spec.run(conn)
+        except CheckSkipped as exc:
+            return _result(
+                spec,
+                SKIPPED,
+                error=str(exc.args[0]),
+                duration=time.monotonic() - started,
+            )
         except CheckFailed as exc:
             value, detail = exc.args[1] if len(exc.args) > 1 else None, str(exc.args[0])
             return _result(

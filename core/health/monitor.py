@@ -40,7 +40,7 @@ class Sample:
 
     @property
     def failing(self) -> list[str]:
-        return [c.name for c in self.checks if not c.ok]
+        return [c.name for c in self.checks if not c.ok and not c.skipped]
 
     @property
     def summary(self) -> str:

@@ -11,8 +11,17 @@ from core.health.checks import (
     REPLICATION_LAG_MAX,
     THREADS_RUNNING_MAX,
     CheckFailed,
+    CheckSkipped,
     connection_share,
 )
+
+# ER_SPECIFIC_ACCESS_DENIED_ERROR: the statement needs a privilege the user lacks.
+ACCESS_DENIED = 1227
+
+
+def _code(exc: sa.exc.DBAPIError) -> int | None:
+    args = getattr(exc.orig, "args", None)
+    return args[0] if args and isinstance(args[0], int) else None
 
 
 def _status(conn: Connection, name: str) -> int:
@@ -31,10 +40,21 @@ def threads_running(conn: Connection) -> tuple[Any, str]:
 
 def replication_lag(conn: Connection) -> tuple[Any, str]:
     try:
-        with conn.begin_nested():
-            row = conn.exec_driver_sql("show replica status").mappings().first()
-    except sa.exc.ProgrammingError:  # servers older than MariaDB 10.5 / MySQL 8.0.22
-        row = conn.exec_driver_sql("show slave status").mappings().first()
+        try:
+            with conn.begin_nested():
+                row = conn.exec_driver_sql("show replica status").mappings().first()
+        except sa.exc.ProgrammingError as exc:
+            if _code(exc) == ACCESS_DENIED:
+                raise
+            # Servers older than MariaDB 10.5 / MySQL 8.0.22 know only this name.
+            row = conn.exec_driver_sql("show slave status").mappings().first()
+    except sa.exc.DBAPIError as exc:
+        if _code(exc) != ACCESS_DENIED:
+            raise
+        raise CheckSkipped(
+            "not measured: needs REPLICATION CLIENT/SLAVE MONITOR "
+            "(the user dbr connects as may not read replica status)"
+        ) from None
     if row is None:
         return 0, "not a replica"
     lag = row.get("Seconds_Behind_Master", row.get("Seconds_Behind_Source"))

@@ -21,7 +21,9 @@ class Score:
 def compute(results: list[CheckResult], threshold: float) -> Score:
     """Score the checks of one sample against the threshold, with the reasons.
 
-    A failing required check caps the score just below the threshold, so the
+    A skipped check (not measured: the user lacks the privilege to run it) is
+    neither passing nor failing and is left out of the score. A failing required
+    check caps the score just below the threshold, so the
     target is unhealthy whatever else passes. A sample in which no check reached a
     verdict (the server refused every connection, every check timed out) is
     inconclusive: its score is unknown and it is never healthy.
@@ -36,6 +38,8 @@ def compute(results: list[CheckResult], threshold: float) -> Score:
             False,
             [f"inconclusive: no check could run ({reason})"],
         )
+    skipped = [r for r in results if r.skipped]
+    results = [r for r in results if not r.skipped]
     total = sum(r.weight for r in results)
     passed = sum(r.weight for r in results if r.ok)
     raw = 100.0 if total == 0 else 100.0 * passed / total
@@ -74,4 +78,8 @@ def compute(results: list[CheckResult], threshold: float) -> Score:
     healthy = score >= threshold and not required
     if not lowered:
         explanation.append(f"all {len(results)} checks pass")
+    explanation += [
+        f"left out of the score: {r.name}: {r.error or 'not measured'}"
+        for r in skipped
+    ]
     return Score(score, threshold, healthy, True, explanation, lowered)
