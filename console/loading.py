@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from textual import on, work
+from textual import work
 from textual.worker import get_current_worker
 
 from console import messages as msg
@@ -17,7 +17,6 @@ from console.widgets.backups_pane import BackupsPane
 from console.widgets.health_pane import HealthPane, check_limits
 from console.widgets.migrations_pane import MigrationsPane
 from console.widgets.pane import Pane
-from console.widgets.table import VirtualTable
 from core.errors import DbrError
 
 log = logging.getLogger(__name__)
@@ -30,7 +29,11 @@ def _why(exc: BaseException) -> tuple[str, str]:
 
 
 class PaneLoaders:
-    """Mixed into MainScreen: loaders for the Migrations, Backups and Health panes."""
+    """Mixed into MainScreen: loaders for the Migrations, Backups and Health panes.
+
+    Not a Textual class, so @on handlers here would never be registered: the
+    panes follow their own cursor (on_virtual_table_highlighted).
+    """
 
     # The Screen it is mixed into provides app, post_message, query_one, scores.
 
@@ -64,10 +67,6 @@ class PaneLoaders:
         pane.show_history(message.history)
         pane.show_selected()
 
-    @on(VirtualTable.Highlighted, "#revisions-table")
-    def _revision_highlighted(self, event: VirtualTable.Highlighted) -> None:
-        self.query_one(MigrationsPane).show_selected()
-
     # -- backups ----------------------------------------------------------------
 
     @work(thread=True, exclusive=True, group="backups", exit_on_error=False)
@@ -98,10 +97,6 @@ class PaneLoaders:
                  "retention verdicts: no [retention] policy for this target")
         pane.show(message.backups, message.verdicts)
         pane.show_selected()
-
-    @on(VirtualTable.Highlighted, "#backups-table")
-    def _backup_highlighted(self, event: VirtualTable.Highlighted) -> None:
-        self.query_one(BackupsPane).show_selected()
 
     # -- health -----------------------------------------------------------------
 

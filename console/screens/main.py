@@ -133,6 +133,12 @@ class MainScreen(PaneLoaders, Screen):
                 self.app.target_name = name
                 self.last_event_id = 0
                 self.query_one(AlertsStream).clear()
+                # Nothing of the previous target may stay under the new one's name.
+                self.query_one(MigrationsPane).clear()
+                self.query_one(BackupsPane).clear()
+                self.query_one(JournalPane).show_operations([])
+                self.query_one(JournalPane).show_detail(None)
+                self.operations = []
                 self.load_all()
 
         scores = {}

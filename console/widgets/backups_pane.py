@@ -91,6 +91,16 @@ class BackupsPane(Pane):
             backup.size or 0, backup.label or "", verified[0],
             backup.pinned, verdict_cell[0]]
 
+    def on_virtual_table_highlighted(self, event: VirtualTable.Highlighted) -> None:
+        # The detail always describes the row under the cursor, which v/R/p act on.
+        self.show_selected()
+
+    def clear(self) -> None:
+        """Forget the shown target's backups (on a target switch)."""
+        self.tagged.clear()
+        self.show([], {})
+        self.show_selected()
+
     def show_selected(self) -> None:
         backup = self.selected
         detail = self.query_one("#backup-detail", Static)
@@ -99,11 +109,16 @@ class BackupsPane(Pane):
             return
         heads = ", ".join(backup.manifest.get("alembic_heads") or []) or "-"
         tables = backup.tables
+        verdict = self.verdicts.get(backup.id)
+        # The table cuts the retention reason at narrow widths; here it is whole.
+        retention = "" if verdict is None else (
+            f"\nretention: {'REMOVE' if verdict.action == 'remove' else 'keep'}: "
+            + "; ".join(verdict.reasons))
         detail.update(
             f"{backup.id} · {backup.created_at:%Y-%m-%d %H:%M} UTC · revision {heads}"
             f" · {len(tables)} tables, {sum(tables.values()):,} rows"
             + (f" · pinned: {backup.pin_reason}" if backup.pin_reason else "")
-            + f"\n{backup.path}")
+            + retention + f"\n{backup.path}")
 
     def action_tag(self) -> None:
         row = self.table.current

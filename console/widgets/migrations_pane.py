@@ -67,6 +67,17 @@ class MigrationsPane(Pane):
                 for r in history.revisions]
         self.query_one(VirtualTable).set_rows(rows)
 
+    def on_virtual_table_highlighted(self, event: VirtualTable.Highlighted) -> None:
+        # The detail always describes the row under the cursor, which d and u act on.
+        self.show_selected()
+
+    def clear(self) -> None:
+        """Forget the shown target's history (on a target switch)."""
+        self.history = None
+        self.query_one("#migrations-current", Static).update("")
+        self.query_one(VirtualTable).set_rows([])
+        self.show_selected()
+
     def show_selected(self) -> None:
         revision = self.selected
         detail = self.query_one("#revision-detail", Static)
@@ -109,6 +120,12 @@ class MigrationsPane(Pane):
         if revision is None:
             self.app.notify("no revision selected", severity="warning")
             return
+        refusal = self._refusal(revision, direction)
+        if refusal:
+            # Said before planning: a preview of "0 revisions" then a failed run
+            # would only confuse the operator.
+            self.app.notify(refusal, severity="warning")
+            return
         from console.engines import engine
 
         migrations = engine("migrations")
@@ -125,6 +142,21 @@ class MigrationsPane(Pane):
                 [] if safety else ["--no-safety-backup"])
 
         self.screen.open_plan(f"{direction} {target} to {spec[:12]}", planner, words)
+
+    def _refusal(self, revision: Any, direction: str) -> str:
+        """Why moving `direction` to `revision` has nothing to do, or ''."""
+        short = revision.revision[:12]
+        current = self.history is not None and \
+            revision.revision in self.history.current.heads
+        if direction == "upgrade" and (revision.applied or current):
+            return (f"{short} is already applied; to go back use d on an "
+                    "older revision")
+        if direction == "downgrade" and current:
+            return (f"{short} is the current revision: nothing to downgrade; "
+                    "choose an older revision")
+        if direction == "downgrade" and not revision.applied:
+            return f"{short} is not applied, so there is nothing to undo; u applies it"
+        return ""
 
     def action_downgrade(self) -> None:
         self._plan("downgrade")
