@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import os
 import sys
@@ -13,6 +14,7 @@ from typing import ClassVar
 
 from textual.app import App
 from textual.binding import Binding, BindingType
+from textual.events import Key
 
 from console.commands import ActionsProvider
 from console.messages import RollbackConfirmed
@@ -50,6 +52,7 @@ class DbrConsole(App):
                               hint="add a [targets.NAME] table, or try "
                               "`dbr-console --demo`")
         self.target_name = target or self.target_names[0]
+        self.demo_dir: Path | None = None  # set by --demo: said on start and exit
         if read_only:
             self.sub_title = "read-only"
 
@@ -57,11 +60,34 @@ class DbrConsole(App):
         from console.screens.main import MainScreen
 
         asyncio.get_running_loop().set_default_executor(_UnwaitedExecutor())
+        # What start-up built lives as long as the app: keep the collector's full
+        # sweeps off it, so thousands of catalog rows do not slow every later one.
+        gc.freeze()
         self.push_screen(MainScreen())
+        if self.demo_dir is not None:
+            self.sub_title = " · ".join(x for x in (
+                self.sub_title, f"demo workspace in {self.demo_dir}") if x)
+            self.notify(f"demo workspace built in {self.demo_dir}; it is kept on "
+                        "quit", timeout=8)
 
     def on_rollback_confirmed(self, message: RollbackConfirmed) -> None:
         log.info("confirmed in the console; running pid %s: %s", message.pid,
                  redact(" ".join(message.argv)))
+
+    def on_key(self, event: Key) -> None:
+        # A disabled binding swallows its key without a word; in read-only mode
+        # the operator is told why nothing happened.
+        if not self.read_only:
+            return
+        from console.actions import CHANGING, RUNNING, TITLES
+
+        active = self.screen.active_bindings.get(event.key)
+        if active is None or active.enabled:
+            return
+        action = active.binding.action
+        if action in CHANGING or action in RUNNING:
+            self.notify(f"read-only: {TITLES.get(action, action)} is disabled",
+                        severity="warning", timeout=4)
 
     @property
     def target(self) -> Target:
@@ -89,23 +115,18 @@ class _UnwaitedExecutor(ThreadPoolExecutor):
 
 
 def demo_config() -> Path:
-    """The demo workspace in the user's data folder, rebuilt if missing or broken."""
-    from core.config import load
+    """A fresh demo workspace in a new temporary folder; the path of its dbr.toml.
+
+    Fresh on every run: the demo's data ages (health falls, alerts pile up), so a
+    reused one would show yesterday's state, not the one the README describes.
+    """
+    import tempfile
+
     from core.demo import init_demo
 
-    directory = data_dir() / "demo"
-    config = directory / "dbr.toml"
-    try:
-        settings = load(config)
-        if not settings.targets["shop"].url.endswith("shop.db") or not (
-                directory / "shop.db").stat().st_size:
-            raise ConfigError("the demo database is missing")
-    except (DbrError, OSError, KeyError) as exc:
-        log.info("building the demo workspace in %s (%s)", directory, exc)
-        print(f"dbr-console: building the demo workspace in {directory}…",
-              file=sys.stderr)
-        return init_demo(directory, force=True)
-    return config
+    directory = Path(tempfile.mkdtemp(prefix="dbr-demo-"))
+    log.info("building the demo workspace in %s", directory)
+    return init_demo(directory, force=True)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -117,8 +138,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="dbr.toml to use (default: $DBR_CONFIG, ./dbr.toml, "
                         "then the user's config folder)")
     parser.add_argument("--demo", action="store_true",
-                        help="open the demo workspace (built on first use in the "
-                        "user's data folder)")
+                        help="open a demo workspace built on the spot in a new "
+                        "temporary folder (dbr-demo-*), kept afterwards for `dbr "
+                        "--config DIR/dbr.toml`")
     parser.add_argument("--read-only", action="store_true",
                         help="look, never change: every changing action is disabled")
     parser.add_argument("target", nargs="?", metavar="TARGET",
@@ -145,6 +167,8 @@ def main(argv: list[str] | None = None) -> None:
         config = demo_config() if args.demo else args.config
         ws = Workspace.open(config)
         app = DbrConsole(ws, target=args.target, read_only=args.read_only)
+        if args.demo:
+            app.demo_dir = Path(config).parent
     except DbrError as exc:
         from console.cli.common import fail_message
 
@@ -159,6 +183,10 @@ def main(argv: list[str] | None = None) -> None:
     # A worker may still wait on a dead server (up to its timeout); the operator
     # asked to quit, so do not join it at exit. Nothing it holds needs finishing.
     logging.shutdown()
+    if args.demo:
+        folder = Path(config).parent
+        print(f"dbr-console: demo workspace kept in {folder}; `dbr --config "
+              f"{folder}/dbr.toml ...` works on it", file=sys.stderr)
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(app.return_code or 0)

@@ -8,6 +8,7 @@ from textual.command import DiscoveryHit, Hit, Hits, Provider
 
 from console.actions import (
     BACKUP_ACTIONS,
+    CHANGING,
     HEALTH_ACTIONS,
     MIGRATION_ACTIONS,
     SCREEN_ACTIONS,
@@ -34,7 +35,8 @@ class ActionsProvider(Provider):
                 HEALTH_ACTIONS:
             key = action.key.replace("slash", "/")
             name = f"{action.title} · key {key}"
-            help_text = "disabled: read-only" if (read_only and action.changes) else ""
+            help_text = "disabled: read-only" if (read_only and
+                                                     action.action in CHANGING) else ""
             found.append((name, help_text, action))
         return found
 
@@ -73,7 +75,7 @@ class ActionsProvider(Provider):
         if pane is not None:
             screen.show_pane(pane)  # type: ignore[attr-defined]
             node = screen.query_one(f"#{pane}")
-        if getattr(self.app, "read_only", False) and action.changes:
+        if getattr(self.app, "read_only", False) and action.action in CHANGING:
             self.app.notify(f"{action.title}: disabled in read-only mode",
                             severity="warning")
             return

@@ -6,7 +6,7 @@ from typing import ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Vertical
+from textual.containers import Vertical, VerticalScroll
 from textual.events import Key
 from textual.screen import ModalScreen
 from textual.widgets import Input, Static
@@ -31,7 +31,9 @@ class ConfirmScreen(ModalScreen[bool]):
         with Vertical(classes="dialog", id="confirm"):
             yield Static(f"Confirm: {self.title_text}", classes="title")
             if self.consequences:
-                yield Static(self.consequences)
+                # Scrolls when long: every consequence stays reachable.
+                with VerticalScroll(id="confirm-consequences"):
+                    yield Static(self.consequences)
             if self.destructive:
                 yield Static(f"This plan DESTROYS DATA on {self.target}. Type the "
                             f"target's name ({self.target}) and press enter to go "

@@ -13,6 +13,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from console import messages as msg
+from console.format import count
 from console.widgets.plan_view import render_plan
 from core.errors import DbrError
 
@@ -86,6 +87,8 @@ class PlanScreen(Screen):
         if action == "confirm":
             return None if (self.plan is None or self.app.read_only) else True
         if action == "toggle_safety":
+            if self.app.read_only and self.plan is not None:
+                return None  # shown greyed out: nothing can be run
             return bool(self.plan is not None and self.plan.destructive
                         and self.plan.safety_backup is not None)
         return True
@@ -98,8 +101,18 @@ class PlanScreen(Screen):
         from console.screens.confirm import ConfirmScreen
 
         plan = self.plan
-        risks = [r.message for r in plan.risks if r.severity == "critical"][:3]
-        consequences = "\n".join(f"- {r}" for r in risks)
+        # Every critical risk, never a sample: no one confirms a loss unseen.
+        critical = [r for r in plan.risks if r.severity == "critical"]
+        consequences = "\n".join(
+            f"- {r.message}" + (f" ({count(r.rows)} rows)" if r.rows is not None
+                                and count(r.rows) not in r.message else "")
+            for r in critical)
+        rows = sum(r.rows or 0 for r in critical)
+        if critical:
+            consequences = (f"{len(critical)} CRITICAL risk"
+                            f"{'s' if len(critical) != 1 else ''}"
+                            + (f", {count(rows)} rows at risk" if rows else "")
+                            + ":\n" + consequences)
         if plan.destructive and plan.safety_backup is not None:
             consequences += ("\nA safety backup is taken first." if self.safety_backup
                              else "\nNO safety backup: you declined it.")

@@ -33,6 +33,7 @@ class ProgressScreen(Screen):
         Binding("c", "cancel", "Cancel between steps"),
         Binding("enter", "result", "Result"),
         Binding("escape", "leave", "Back (it keeps running)"),
+        Binding("escape", "back", "Back"),  # once finished: nothing keeps running
     ]
 
     def __init__(self, target: str, *, run: Run | None = None,
@@ -132,13 +133,29 @@ class ProgressScreen(Screen):
         total = max(len(self.planned) + (1 if (operation.get("options") or {})
                                          .get("safety_backup") else 0),
                     len(steps), 1)
-        self.query_one(ProgressBar).update(total=total, progress=len(done))
+        running = [s for s in steps if s["status"] == "running"]
+        checking = operation["status"] == "running" and not running and \
+            len(done) >= total
+        bar = self.query_one(ProgressBar)
+        if checking:
+            # Steps done, the post-checks (health recovery, say) still waiting:
+            # not 100 %, so the bar pulses instead.
+            bar.update(total=None)
+        else:
+            bar.update(total=total, progress=len(done))
         started = datetime.fromisoformat(operation["started_at"])
         elapsed = operation["duration"] if operation.get("duration") is not None \
             else (datetime.now(UTC) - started).total_seconds()
         words, _ = status(operation["status"])
         times = f"{words} · elapsed {seconds(elapsed)}"
-        if operation["status"] == "running":
+        if checking:
+            checks = (operation.get("plan") or {}).get("postconditions") or []
+            times += (" · all steps done; checking afterwards"
+                      + (f": {'; '.join(checks)}" if checks else "")
+                      + " (measuring recovery…)")
+            if self.cancel_asked:
+                times += " · CANCEL ASKED: stops after the current step"
+        elif operation["status"] == "running":
             times += f" · {_eta(operation, steps, total, elapsed)}"
             times += _inside_step(operation, steps)
             if self.cancel_asked:
@@ -175,7 +192,13 @@ class ProgressScreen(Screen):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "cancel":
-            return None if self.finished or self.cancel_asked else True
+            if self.finished:
+                return False  # hidden: there is nothing left to cancel
+            return None if self.cancel_asked else True
+        if action == "leave":
+            return not self.finished
+        if action == "back":
+            return self.finished
         if action == "result":
             return True if self.finished else None
         return True
@@ -204,6 +227,9 @@ class ProgressScreen(Screen):
         if self.operation is not None:
             self.app.switch_screen(ResultScreen(self.target, self.operation))
 
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
     def action_leave(self) -> None:
         if not self.finished:
             self.app.notify("the operation keeps running in its own process; the "
@@ -215,7 +241,9 @@ def _eta(operation: dict[str, Any], steps: list[dict[str, Any]], total: int,
          elapsed: float) -> str:
     estimate = (operation.get("plan") or {}).get("estimate")
     if estimate:
-        left = max(0.0, estimate - elapsed)
+        left = estimate - elapsed
+        if left <= 0:
+            return "taking longer than past runs (time left unknown)"
         return f"about {seconds(left)} left (from past runs)"
     finished = [s for s in steps if s.get("duration") is not None]
     if finished:
