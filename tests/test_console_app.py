@@ -108,11 +108,12 @@ async def test_read_only_greys_out_every_changing_action(demo_config: Path) -> N
         await pilot.pause()
         assert "[READ-ONLY]" in screen_text(app)
         bindings = app.screen.active_bindings
-        assert bindings["d"].enabled is False  # downgrade: shown, but disabled
+        assert bindings["d"].enabled is True  # downgrade: its preview only
         assert bindings["t"].enabled is True  # looking around stays possible
         await pilot.press("2")
         await pilot.pause()
-        assert app.screen.active_bindings["R"].enabled is False  # restore
+        assert app.screen.active_bindings["b"].enabled is False  # new backup
+        assert app.screen.active_bindings["P"].enabled is False  # prune
 
 
 async def test_command_palette_lists_actions_with_their_keys(
@@ -135,22 +136,6 @@ async def test_unknown_target_is_refused_with_the_choices(demo_config: Path) -> 
     with pytest.raises(ConfigError, match="no target named 'nope'") as caught:
         open_app(demo_config, target="nope")
     assert "shop" in str(caught.value.hint)
-
-
-def test_demo_workspace_is_built_once_and_rebuilt_when_broken(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from console.app import demo_config
-
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
-    config = demo_config()
-    assert config == tmp_path / "dbr" / "demo" / "dbr.toml"
-    database = config.parent / "shop.db"
-    built = database.stat().st_mtime_ns
-    assert demo_config() == config
-    assert database.stat().st_mtime_ns == built  # intact: opened as it is
-    database.unlink()
-    assert demo_config() == config
-    assert database.stat().st_size > 0  # broken: rebuilt
 
 
 def test_demo_and_config_together_are_refused(capsys: pytest.CaptureFixture) -> None:

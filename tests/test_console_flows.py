@@ -122,9 +122,15 @@ async def test_read_only_preview_cannot_be_confirmed(demo: Path) -> None:
     app = open_app(demo, read_only=True)
     async with app.run_test(size=(100, 40)) as pilot:
         await select_revision(app, pilot, "60e91c")
-        await pilot.press("d")  # disabled: nothing opens
+        await pilot.press("d")  # a preview changes nothing: it opens
+        await settle(pilot, lambda: isinstance(app.screen, PlanScreen)
+                     and app.screen.plan is not None, tries=400)
+        assert "read-only: this is a preview only" in screen_text(app)
+        await pilot.press("c")  # disabled: no confirmation dialog
         await pilot.pause()
-        assert not isinstance(app.screen, PlanScreen)
+        assert isinstance(app.screen, PlanScreen)
+        await pilot.press("escape")
+        await settle(pilot, lambda: not isinstance(app.screen, PlanScreen))
         await pilot.press("o")  # looking at both paths stays possible
         await settle(pilot, lambda: isinstance(app.screen, ChooseScreen))
 
