@@ -81,7 +81,8 @@ class PaneLoaders:
             # The catalog first; retention's verdicts (slower) follow it.
             self.post_message(msg.BackupsLoaded(target, listed, {}))
             if listed and ws.settings.targets[target].retention:
-                verdicts = {v.id: v for v in backups.retention_verdicts(ws, target)}
+                verdicts = {v.id: v for v in backups.retention_verdicts(
+                    ws, target, backups=listed)}
                 if not get_current_worker().is_cancelled:
                     self.post_message(msg.BackupsLoaded(target, listed, verdicts))
         except Exception as exc:  # noqa: BLE001 - a worker's edge: say why, keep the screen
