@@ -205,6 +205,9 @@ def fire(
         "score": sample.score,
         "failing": sample.failing,
     }
+    held = hold_reason(ws, target, trigger, sample, now)
+    if held:
+        data["held"] = held
     if trigger.mode == "shadow":
         ws.journal.record(
             Event(
@@ -227,8 +230,23 @@ def fire(
             ev.TRIGGER_FIRED,
             f"trigger {trigger.name!r} fired "
             f"({state.description}); suggests {trigger.strategy}: dbr rollback "
-            f"plan {target.name} --strategy {trigger.strategy}",
+            f"plan {target.name} --strategy {trigger.strategy}"
+            + (f" (an auto trigger would be {held})" if held else ""),
             severity=Severity.WARNING,
+            target=target.name,
+            data=data,
+            at=now,
+        )
+        return None
+    if held:
+        # Recorded as a firing, so the trigger's cooldown starts and the alert is
+        # not repeated every sample; nothing is run.
+        ws.bus.emit(
+            ev.TRIGGER_FIRED,
+            f"trigger {trigger.name!r} fired ({state.description}) and was "
+            f"{held}; {trigger.strategy} was NOT run: dbr rollback plan "
+            f"{target.name} --strategy {trigger.strategy} to see it",
+            severity=Severity.CRITICAL,
             target=target.name,
             data=data,
             at=now,
@@ -262,6 +280,77 @@ def fire(
             data=data,
         )
         return None
+
+
+# Operations that leave the database as it was: they do not hold a trigger back.
+READ_ONLY_KINDS = ("backup.create", "backup.verify", "backup.prune", "backup.remove")
+
+
+def hold_reason(
+    ws: Workspace,
+    target: Target,
+    trigger: TriggerConfig,
+    sample: Sample,
+    now: datetime | None = None,
+) -> str | None:
+    """Why an automatic rollback must not act now, or None when it may.
+
+    An operator's own work on the target (running now, or ended within the
+    trigger's cooldown) explains a low score better than a bad release does, and
+    acting on it would compound it. A downgrade of a database that is already
+    below the project's heads can only destroy more.
+    """
+    now = now or utcnow()
+    holder = ws.journal.lock_holder(target.name)
+    if holder is not None and not holder.get("stale"):
+        return (
+            f"held: operation {holder['operation_id']} ({holder['kind']}) by "
+            f"{holder['user']} is running on {target.name}"
+        )
+    for op in ws.journal.operations(target.name, limit=5):
+        if op["kind"] in READ_ONLY_KINDS:
+            continue
+        if not op.get("finished_at"):
+            break  # interrupted without a lock: its end is unknown
+        ago = (now - datetime.fromisoformat(op["finished_at"])).total_seconds()
+        if ago < trigger.cooldown:
+            return (
+                f"held: operation {op['id']} ({op['kind']}) by {op['user']} "
+                f"ended {max(0, round(ago))} s ago, within the trigger's "
+                f"cooldown of {trigger.cooldown:g} s"
+            )
+        break
+    if parse_strategy(trigger.strategy)[0] == "downgrade":
+        below = _below_heads(target, sample)
+        if below:
+            return f"held: {below}; a further downgrade can only destroy more"
+    return None
+
+
+def _below_heads(target: Target, sample: Sample) -> str | None:
+    """'the database is at X, behind the project's heads Y' when it is so."""
+    check = sample.check("alembic heads")
+    if check is None or check.ok or check.skipped or target.config.alembic is None:
+        return None
+    from core.health.checks import project_heads
+
+    try:
+        heads = project_heads(target)
+        script = _engine("core.migrations", "the migration engine", "load_project")(
+            target
+        ).script
+        known = {rev.revision for rev in script.walk_revisions()}
+    except Exception:
+        log.debug("cannot read %s's Alembic project", target.name, exc_info=True)
+        return None
+    value = check.value if isinstance(check.value, str) else "none"
+    at = {r.strip() for r in value.split(",") if r.strip() and r.strip() != "none"}
+    if at == set(heads) or not at <= known:
+        return None  # at the heads, or at a revision this project does not know
+    return (
+        f"{target.name} is at {', '.join(sorted(at)) or 'no revision'}, behind the "
+        f"project's head{'s' if len(heads) > 1 else ''} {', '.join(sorted(heads))}"
+    )
 
 
 # -- strategies -------------------------------------------------------------------
