@@ -244,8 +244,8 @@ def fire(
         ws.bus.emit(
             ev.TRIGGER_FIRED,
             f"trigger {trigger.name!r} fired ({state.description}) and was "
-            f"{held}; {trigger.strategy} was NOT run: dbr rollback plan "
-            f"{target.name} --strategy {trigger.strategy} to see it",
+            f"{held}; {trigger.strategy} was NOT run (see its plan: `dbr rollback "
+            f"plan {target.name} --strategy {trigger.strategy}`)",
             severity=Severity.CRITICAL,
             target=target.name,
             data=data,

@@ -19,7 +19,10 @@ import re
 import sqlite3
 import subprocess
 import tempfile
+import threading
 import time
+from collections.abc import Callable
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -36,14 +39,29 @@ from core.targets import Target
 log = logging.getLogger(__name__)
 
 RESTORE_SETTINGS = "-c maintenance_work_mem=512MB -c work_mem=64MB"
+# How long the restore's session waits for a lock (another session's open
+# transaction on a table it replaces) before it gives up and rolls back.
+RESTORE_LOCK_TIMEOUT = 30.0  # seconds
+LOCK_POLL = 2.0  # seconds between looks at who blocks the restore
+_BLOCKERS = """
+select b.pid, b.usename, b.state, b.xact_start, b.application_name
+from pg_stat_activity w
+cross join lateral unnest(pg_blocking_pids(w.pid)) as x(pid)
+join pg_stat_activity b on b.pid = x.pid
+where w.application_name = :app
+order by b.pid
+"""
+Log = Callable[[str], None]
 
 
 def load(target: Target, backup: Backup, *, progress: Progress | None = None,
-         stop: Stop | None = None) -> dict[str, int] | None:
+         stop: Stop | None = None, log: Log | None = None
+         ) -> dict[str, int] | None:
     """Restore backup into target; raises DbrError unless every tool succeeded.
 
     Returns the row counts checked inside the restore's transaction (PostgreSQL),
-    else None: then the caller counts afterwards.
+    else None: then the caller counts afterwards. log hears, while a PostgreSQL
+    restore waits for a lock, which sessions hold it.
     """
     if backup.dialect != target.dialect:
         raise DbrError(f"backup {backup.id} is a {backup.dialect} backup; "
@@ -53,7 +71,7 @@ def load(target: Target, backup: Backup, *, progress: Progress | None = None,
     chunks = stream.decompressed(backup.path, progress=progress, stop=stop,
                                  digest=digest)
     if backup.dialect == "postgresql":
-        return _load_postgresql(target, backup, chunks, digest)
+        return _load_postgresql(target, backup, chunks, digest, log)
     if backup.dialect == "mysql":
         _load_mysql(target, chunks)
     else:
@@ -69,7 +87,7 @@ def pg_major(target: Target) -> int:
 
 
 def _load_postgresql(target: Target, backup: Backup, chunks: object,
-                     digest: Any) -> dict[str, int]:
+                     digest: Any, log: Log | None = None) -> dict[str, int]:
     """pg_restore writes the dump's SQL; psql runs it all in one transaction.
 
     psql first drops the backup's schemas (pg_restore --clean cannot drop what
@@ -87,8 +105,14 @@ def _load_postgresql(target: Target, backup: Backup, chunks: object,
     with target.client_call() as call, tempfile.TemporaryDirectory() as private:
         # Index builds and foreign-key checks dominate a restore; give this one
         # session the memory PostgreSQL's own docs advise for restores.
+        # A lock_timeout turns a silent wait behind another session's open
+        # transaction into an error that names it (see _LockWatch).
         call.env["PGOPTIONS"] = " ".join(filter(None, (
-            call.env.get("PGOPTIONS"), RESTORE_SETTINGS)))
+            call.env.get("PGOPTIONS"), RESTORE_SETTINGS,
+            f"-c lock_timeout={int(RESTORE_LOCK_TIMEOUT * 1000)}")))
+        app = f"dbr restore {new_id()}"
+        call.env["PGAPPNAME"] = app
+        watch = _LockWatch(target, app, log)
         gate, counted = Path(private) / "commit", Path(private) / "counts"
         os.mkfifo(gate, 0o600)
         restore = Tool("pg_restore", [reader.path, "--file=-"], call.env,
@@ -102,6 +126,7 @@ def _load_postgresql(target: Target, backup: Backup, chunks: object,
                       stdout=subprocess.DEVNULL)
         assert restore.process.stdout is not None
         restore.process.stdout.close()  # psql alone reads it now
+        watch.start()
         try:
             try:
                 stream.feed(restore, chunks)  # type: ignore[arg-type]
@@ -117,15 +142,67 @@ def _load_postgresql(target: Target, backup: Backup, chunks: object,
                     raise DbrError("the restored row counts differ from the "
                                    "manifest's, so the restore was rolled back",
                                    cause="; ".join(differences[:10]))
-            except BaseException:
+            except BaseException as exc:
                 runner.kill()  # before its COMMIT: nothing is committed
+                if isinstance(exc, Exception) and "lock timeout" in runner.stderr():
+                    raise _lock_timeout(target, watch.seen) from None
                 raise
             os.close(held)  # psql reads an empty FIFO and commits
             runner.finish()
             return counts
         finally:
+            watch.stop()
             restore.close()
             runner.close()
+
+
+class _LockWatch:
+    """From a second connection, names the sessions the restore waits behind."""
+
+    def __init__(self, target: Target, app: str, log: Log | None) -> None:
+        self.target, self.app, self.log = target, app, log
+        self.seen: dict[int, str] = {}  # pid -> "pid N (user, ...)"
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True,
+                                        name="dbr-restore-locks")
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._done.set()
+        self._thread.join(timeout=LOCK_POLL + 10)
+
+    def _run(self) -> None:
+        while not self._done.wait(LOCK_POLL):
+            try:
+                with self.target.engine().connect() as conn:
+                    rows = conn.execute(sa.text(_BLOCKERS), {"app": self.app}).all()
+            except sa.exc.DBAPIError:  # the restore itself reports what matters
+                log.debug("cannot read pg_stat_activity", exc_info=True)
+                continue
+            for pid, user, state, since, application in rows:
+                if pid in self.seen:
+                    continue
+                when = (f"in a transaction since {since.astimezone(UTC):%H:%M:%S} "
+                        "UTC" if since else state or "idle")
+                who = f"pid {pid} ({user}, {when}"
+                who += f", {application})" if application else ")"
+                self.seen[pid] = who
+                if self.log is not None:
+                    self.log(f"waiting for locks held by {who}; the restore gives "
+                             f"up after {RESTORE_LOCK_TIMEOUT:g} s")
+
+
+def _lock_timeout(target: Target, seen: dict[int, str]) -> DbrError:
+    holders = "; ".join(seen.values()) or "another session (it ended before dbr " \
+        "could name it)"
+    return DbrError(
+        f"the restore of {target.name} waited {RESTORE_LOCK_TIMEOUT:g} s for a "
+        "lock and gave up; nothing was changed",
+        cause=f"locks held by {holders}",
+        hint="let that session commit or roll back (or end it with "
+        "pg_terminate_backend(PID)), then restore again")
 
 
 def _count_sql(backup: Backup) -> str:

@@ -17,6 +17,7 @@ from core.backups.inspect import compare_counts
 from core.backups.stream import throttled
 from core.backups.verify import Verification
 from core.errors import DbrError, Refused
+from core.events import Severity
 from core.plans import Context, Plan, Postcondition, Risk, Step
 from core.state import utcnow
 from core.targets import Target
@@ -115,7 +116,8 @@ def build_plan(backup: Backup, target: Target, verification: Verification, *,
 
         counts = loaders.load(target, backup,
                               progress=throttled(progress, backup.size),
-                              stop=ctx.cancelled)
+                              stop=ctx.cancelled,
+                              log=lambda text: ctx.log(text, Severity.WARNING))
         target.dispose()
         return {"backup_id": backup.id, "bytes": backup.size,
                 "counted_before_commit": counts}
