@@ -88,13 +88,15 @@ def test_mariadb_restore_leaves_extra_tables_as_the_plan_says(
     ws = workspace(tmp_path, mysql_url, "shop")
     backup = backups.create_backup(ws, "shop")
     _sql(mysql_url, "create table keepme2 (id int)",
-         "insert into keepme2 values (1), (2)", "delete from items where id = 3")
+         "insert into keepme2 values (1), (2)", "insert into items values (4)")
 
     plan = backups.plan_restore(ws, backup.id)
     risks = _risks(plan)
     assert "table_dropped" not in risks
     assert [r.message for r in risks["left_in_place"]] == \
         ["not in the backup, left as they are: keepme2"]
+    # items gained a row the restore loses; keepme2, left as it is, loses none.
+    assert [(r.table, r.rows) for r in risks["rows_lost"]] == [("items", 1)]
     outcome = ws.executor.run(plan, backups.restore_target(ws, plan), confirmed=True)
     assert outcome.ok, outcome.error
     assert _tables(mysql_url, "mysql") == {"items": 3, "keepme2": 2}
@@ -115,6 +117,7 @@ def test_sqlite_restore_replaces_the_file_and_says_extra_tables_go(
     assert [(r.table, r.rows, r.severity) for r in risks["table_dropped"]] == \
         [("keepme2", 2, "critical")]
     assert "left_in_place" not in risks
+    assert "rows_lost" not in risks  # said once, as the table dropped
     outcome = ws.executor.run(plan, backups.restore_target(ws, plan), confirmed=True)
     assert outcome.ok, outcome.error
     assert _tables(sqlite_url, "sqlite") == {"items": 3}

@@ -90,7 +90,9 @@ def build_plan(backup: Backup, target: Target, verification: Verification, *,
                           f"{target.name}: {rows_now:,} rows now, {rows_backup:,} in "
                           "the backup; changes since the backup are lost",
                           severity="critical", rows=rows_now))
-    lost = [t for t in tables if (t["rows_now"] or 0) > (t["rows_in_backup"] or 0)]
+    # Tables the backup lacks are dropped or left whole: said below, not here.
+    lost = [t for t in tables if t["rows_in_backup"] is not None
+            and (t["rows_now"] or 0) > t["rows_in_backup"]]
     for change in lost:
         risks.append(Risk("rows_lost", f"{change['table']}: {change['rows_now']} rows "
                           f"now, {change['rows_in_backup'] or 0} after the restore",
