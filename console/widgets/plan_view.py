@@ -19,8 +19,12 @@ def render_plan(plan: Any, *, safety_backup: bool = True) -> RenderableType:
     head.append(f"target {plan.target} · {plan.kind} · ")
     head.append("DESTROYS DATA" if plan.destructive else "does not destroy data",
                 style="bold red" if plan.destructive else "green")
-    head.append(" · " + ("one transaction" if plan.transactional
-                         else "NOT in one transaction"))
+    if not plan.transactional:
+        head.append(" · NOT transactional: a failed step can stay half-done")
+    elif len(plan.steps) > 1:
+        head.append(" · each step in its own transaction")
+    else:
+        head.append(" · one transaction")
     estimate = plan.estimate
     head.append(f"\nestimated time: {seconds(estimate)}" if estimate is not None
                 else "\nestimated time: unknown (no past runs to go by)")
