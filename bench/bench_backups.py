@@ -31,8 +31,9 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-ADMIN = os.environ.get("DBR_TEST_PG_URL",
-                       "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+ADMIN = os.environ.get(
+    "DBR_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "pagila"
 DBR = [sys.executable, "-c", "from console.cli import entry; entry()"]
 
@@ -43,17 +44,24 @@ def admin() -> sa.Engine:
 
 def pg_env(database: str) -> dict[str, str]:
     url = sa.engine.make_url(ADMIN)
-    env = dict(os.environ, PGHOST=url.host or "127.0.0.1",
-               PGPORT=str(url.port or 5432), PGUSER=url.username or "postgres",
-               PGDATABASE=database)
+    env = dict(
+        os.environ,
+        PGHOST=url.host or "127.0.0.1",
+        PGPORT=str(url.port or 5432),
+        PGUSER=url.username or "postgres",
+        PGDATABASE=database,
+    )
     if url.password:
         env["PGPASSWORD"] = str(url.password)
     return env
 
 
 def url_of(database: str) -> str:
-    return sa.engine.make_url(ADMIN).set(database=database).render_as_string(
-        hide_password=False)
+    return (
+        sa.engine.make_url(ADMIN)
+        .set(database=database)
+        .render_as_string(hide_password=False)
+    )
 
 
 def build(database: str, gigabytes: float) -> int:
@@ -61,34 +69,48 @@ def build(database: str, gigabytes: float) -> int:
     with admin().connect() as conn:
         conn.execute(sa.text(f'create database "{database}"'))
     for part in ("pagila-schema.sql", "pagila-data.sql"):
-        subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f",
-                        str(DATA / part)], env=pg_env(database), check=True,
-                       capture_output=True)
+        subprocess.run(
+            ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", str(DATA / part)],
+            env=pg_env(database),
+            check=True,
+            capture_output=True,
+        )
     engine = sa.create_engine(url_of(database), isolation_level="AUTOCOMMIT")
     wanted = int(gigabytes * 1024**3)
     copy = 0
     with engine.connect() as conn:
-        while (size := conn.execute(sa.text(
-                "select pg_database_size(current_database())")).scalar_one()) < wanted:
+        while (
+            size := conn.execute(
+                sa.text("select pg_database_size(current_database())")
+            ).scalar_one()
+        ) < wanted:
             copy += 1
             # Copies with their own times and amounts: real data does not repeat
             # itself, and how well it compresses decides what compression costs.
-            conn.execute(sa.text(
-                "insert into rental (rental_date, inventory_id, customer_id, "
-                "return_date, staff_id) select rental_date + make_interval(secs => "
-                ":c * 100000 + rental_id), inventory_id, customer_id, return_date "
-                "+ make_interval(secs => (random() * 86400)::int), staff_id "
-                "from rental where rental_id <= 16049"), {"c": copy})
-            conn.execute(sa.text(
-                "insert into payment (customer_id, staff_id, rental_id, amount, "
-                "payment_date) select customer_id, staff_id, rental_id, "
-                "round((random() * 12)::numeric, 2), date_trunc('month', "
-                "payment_date) + make_interval(secs => (random() * 27 * 86400)::int)"
-                " from payment, generate_series(1, 20) where payment_id <= 32098"))
+            conn.execute(
+                sa.text(
+                    "insert into rental (rental_date, inventory_id, customer_id, "
+                    "return_date, staff_id) select rental_date + make_interval(secs => "
+                    ":c * 100000 + rental_id), inventory_id, customer_id, return_date "
+                    "+ make_interval(secs => (random() * 86400)::int), staff_id "
+                    "from rental where rental_id <= 16049"
+                ),
+                {"c": copy},
+            )
+            conn.execute(
+                sa.text(
+                    "insert into payment (customer_id, staff_id, rental_id, amount, "
+                    "payment_date) select customer_id, staff_id, rental_id, "
+                    "round((random() * 12)::numeric, 2), date_trunc('month', "
+                    "payment_date) + make_interval(secs => (random() * 27 * 86400)::int)"
+                    " from payment, generate_series(1, 20) where payment_id <= 32098"
+                )
+            )
             print(f"  growing: {size / 1024**2:,.0f} MB", file=sys.stderr)
         conn.execute(sa.text("vacuum analyze"))
-        size = conn.execute(sa.text(
-            "select pg_database_size(current_database())")).scalar_one()
+        size = conn.execute(
+            sa.text("select pg_database_size(current_database())")
+        ).scalar_one()
     engine.dispose()
     return size
 
@@ -117,63 +139,98 @@ def drop(database: str) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", type=float, default=1.0,
-                        help="database size in GB (default 1.0)")
-    parser.add_argument("--database", help="use this grown database as it is "
-                        "(kept afterwards) instead of building one")
+    parser.add_argument(
+        "--size", type=float, default=1.0, help="database size in GB (default 1.0)"
+    )
+    parser.add_argument(
+        "--database",
+        help="use this grown database as it is "
+        "(kept afterwards) instead of building one",
+    )
     args = parser.parse_args()
     tag = uuid.uuid4().hex[:8]
-    source, into_pg, into_dbr = (args.database or f"dbr_bench_{tag}",
-                                 f"dbr_bench_{tag}_r1", f"dbr_bench_{tag}_r2")
+    source, into_pg, into_dbr = (
+        args.database or f"dbr_bench_{tag}",
+        f"dbr_bench_{tag}_r1",
+        f"dbr_bench_{tag}_r2",
+    )
     work = Path(tempfile.mkdtemp(prefix="dbr-bench-"))
     try:
         if args.database:
             with sa.create_engine(url_of(source)).connect() as conn:
-                size = conn.execute(sa.text(
-                    "select pg_database_size(current_database())")).scalar_one()
+                size = conn.execute(
+                    sa.text("select pg_database_size(current_database())")
+                ).scalar_one()
         else:
-            print(f"building {args.size} GB from Pagila in {source} ...",
-                  file=sys.stderr)
+            print(
+                f"building {args.size} GB from Pagila in {source} ...", file=sys.stderr
+            )
             size = build(source, args.size)
         env = pg_env(source)
         config = work / "dbr.toml"
-        config.write_text(f'[state]\nurl = "sqlite:///{work / "state.db"}"\n'
-                          f'[targets.bench]\nurl = "{url_of(source)}"\n'
-                          f'backup_dir = "{work / "backups"}"\n')
+        config.write_text(
+            f'[state]\nurl = "sqlite:///{work / "state.db"}"\n'
+            f'[targets.bench]\nurl = "{url_of(source)}"\n'
+            f'backup_dir = "{work / "backups"}"\n'
+        )
         default_file, raw_file = work / "default.dump", work / "z0.dump"
 
         a_dump, _ = timed(["pg_dump", "-Fc", "-f", str(default_file)], env)
         a_sum, _ = timed(["sha256sum", str(default_file)])
         b_dump, _ = timed(["pg_dump", "-Fc", "-Z0", "-f", str(raw_file)], env)
         raw_file.unlink()
-        create, peak = timed([*DBR, "--config", str(config), "backups", "create",
-                              "bench"])
-        listing = subprocess.run([*DBR, "--config", str(config), "backups", "list",
-                                  "--json"], capture_output=True, text=True,
-                                 check=True).stdout
+        create, peak = timed(
+            [*DBR, "--config", str(config), "backups", "create", "bench"]
+        )
+        listing = subprocess.run(
+            [*DBR, "--config", str(config), "backups", "list", "--json"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         backup = json.loads(listing)[0]
         # Verified once beforehand, so the restore's preflight is a checksum pass.
-        subprocess.run([*DBR, "--config", str(config), "backups", "verify",
-                        backup["id"]], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [*DBR, "--config", str(config), "backups", "verify", backup["id"]],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
 
         fresh(into_pg)
-        restore_pg, _ = timed(["pg_restore", "-d", into_pg, str(default_file)],
-                              pg_env(into_pg))
+        restore_pg, _ = timed(
+            ["pg_restore", "-d", into_pg, str(default_file)], pg_env(into_pg)
+        )
         fresh(into_dbr)
-        restore_dbr, restore_peak = timed([
-            *DBR, "--config", str(config), "backups", "restore", backup["id"],
-            "--into", url_of(into_dbr), "--yes"])
+        restore_dbr, restore_peak = timed(
+            [
+                *DBR,
+                "--config",
+                str(config),
+                "backups",
+                "restore",
+                backup["id"],
+                "--into",
+                url_of(into_dbr),
+                "--yes",
+            ]
+        )
 
         a = a_dump + a_sum
         print(f"\ndatabase: {size / 1024**3:.2f} GB (Pagila grown)")
-        print(f"(a) pg_dump -Fc + sha256sum: {a:6.1f} s  ({a_dump:.1f} + {a_sum:.1f}),"
-              f" file {default_file.stat().st_size / 1024**2:,.0f} MB")
+        print(
+            f"(a) pg_dump -Fc + sha256sum: {a:6.1f} s  ({a_dump:.1f} + {a_sum:.1f}),"
+            f" file {default_file.stat().st_size / 1024**2:,.0f} MB"
+        )
         print(f"(b) pg_dump -Fc -Z0:         {b_dump:6.1f} s")
-        print(f"dbr backups create:          {create:6.1f} s, file "
-              f"{backup['size'] / 1024**2:,.0f} MB, peak RSS {peak / 1024**2:.0f} MB")
+        print(
+            f"dbr backups create:          {create:6.1f} s, file "
+            f"{backup['size'] / 1024**2:,.0f} MB, peak RSS {peak / 1024**2:.0f} MB"
+        )
         print(f"pg_restore -d (default -Fc): {restore_pg:6.1f} s")
-        print(f"dbr backups restore --into:  {restore_dbr:6.1f} s, peak RSS "
-              f"{restore_peak / 1024**2:.0f} MB")
+        print(
+            f"dbr backups restore --into:  {restore_dbr:6.1f} s, peak RSS "
+            f"{restore_peak / 1024**2:.0f} MB"
+        )
         checks = [
             ("create / (a)", create / a, 0.3),
             ("create / (b)", create / b_dump, 1.1),
@@ -184,12 +241,15 @@ def main() -> int:
             verdict = "ok" if ratio <= floor else "ABOVE FLOOR"
             print(f"{name:22} {ratio:5.2f}x  (floor {floor}x)  {verdict}")
         memory_ok = peak < 100 * 1024**2
-        print(f"{'peak memory':22} {peak / 1024**2:5.0f} MB (floor 100 MB)  "
-              f"{'ok' if memory_ok else 'ABOVE FLOOR'}")
+        print(
+            f"{'peak memory':22} {peak / 1024**2:5.0f} MB (floor 100 MB)  "
+            f"{'ok' if memory_ok else 'ABOVE FLOOR'}"
+        )
         return 0
     finally:
-        for database in (into_pg, into_dbr) if args.database else (
-                source, into_pg, into_dbr):
+        for database in (
+            (into_pg, into_dbr) if args.database else (source, into_pg, into_dbr)
+        ):
             drop(database)
         shutil.rmtree(work, ignore_errors=True)
 

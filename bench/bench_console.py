@@ -42,7 +42,7 @@ from core.backups.catalog import Backup, index
 from core.workspace import Workspace
 
 START_FLOOR, DATA_FLOOR, CURSOR_FLOOR = 1.3, 1.3, 1.2
-ENV = '''
+ENV = """
 from alembic import context
 from sqlalchemy import create_engine, pool
 
@@ -58,7 +58,7 @@ else:
         context.configure(connection=connection)
         with context.begin_transaction():
             context.run_migrations()
-'''
+"""
 REVISION = '''"""step {n}"""
 import sqlalchemy as sa
 from alembic import op
@@ -93,7 +93,8 @@ def workspace(folder: Path, backups: int, revisions: int) -> Path:
         (versions / f"r{n:04d}_step.py").write_text(REVISION.format(n=n, down=down))
     (folder / "alembic.ini").write_text(
         "[alembic]\nscript_location = %(here)s/migrations\n"
-        f"sqlalchemy.url = sqlite:///{folder}/app.db\n")
+        f"sqlalchemy.url = sqlite:///{folder}/app.db\n"
+    )
     with sqlite3.connect(folder / "app.db") as db:
         db.execute("create table ledger (id integer primary key)")
     command.stamp(Config(str(folder / "alembic.ini")), "head")
@@ -101,19 +102,31 @@ def workspace(folder: Path, backups: int, revisions: int) -> Path:
     config.write_text(
         '[state]\nurl = "sqlite:///state.db"\n\n[targets.app]\n'
         'url = "sqlite:///app.db"\nalembic = "alembic.ini"\nbackup_dir = "backups"\n'
-        "\n[targets.app.retention]\nkeep_last = 5\nkeep_daily = 7\n")
+        "\n[targets.app.retention]\nkeep_last = 5\nkeep_daily = 7\n"
+    )
     ws = Workspace.open(config)
     now = datetime.now(UTC)
     try:
         for n in range(backups):
             created = now - timedelta(hours=n)
-            index(ws.store, Backup(
-                id=f"b{n:011d}", target="app", dialect="sqlite",
-                path=folder / "backups" / f"b{n}.sqlite.zst", created_at=created,
-                finished_at=created, size=1_000_000 + n, raw_size=4_000_000,
-                sha256="0" * 64, label=f"nightly {n}", verify_ok=n % 3 == 0,
-                verified_at=created if n % 3 == 0 else None,
-                manifest={"alembic_heads": [f"r{revisions:04d}"]}))
+            index(
+                ws.store,
+                Backup(
+                    id=f"b{n:011d}",
+                    target="app",
+                    dialect="sqlite",
+                    path=folder / "backups" / f"b{n}.sqlite.zst",
+                    created_at=created,
+                    finished_at=created,
+                    size=1_000_000 + n,
+                    raw_size=4_000_000,
+                    sha256="0" * 64,
+                    label=f"nightly {n}",
+                    verify_ok=n % 3 == 0,
+                    verified_at=created if n % 3 == 0 else None,
+                    manifest={"alembic_heads": [f"r{revisions:04d}"]},
+                ),
+            )
     finally:
         ws.close()
     return config
@@ -122,15 +135,22 @@ def workspace(folder: Path, backups: int, revisions: int) -> Path:
 def panes_ready(app: DbrConsole) -> bool:
     screen = app.screen
     try:
-        tables = [screen.query_one(f"#{name}", VirtualTable) for name in
-                  ("revisions-table", "backups-table", "checks-table")]
+        tables = [
+            screen.query_one(f"#{name}", VirtualTable)
+            for name in ("revisions-table", "backups-table", "checks-table")
+        ]
     except Exception:  # noqa: BLE001 - the main screen is not mounted yet
         return False
-    notices = [str(screen.query_one(f"#{name}").notice.render())
-               for name in ("journal", "backups")]
+    notices = [
+        str(screen.query_one(f"#{name}").notice.render())
+        for name in ("journal", "backups")
+    ]
     # The backups pane says "weighing…" until its retention verdicts are shown.
-    return all(t.rows for t in tables) and "loading" not in notices[0] and \
-        "weighing" not in notices[1]
+    return (
+        all(t.rows for t in tables)
+        and "loading" not in notices[0]
+        and "weighing" not in notices[1]
+    )
 
 
 def screen_ready(app: DbrConsole) -> bool:
@@ -138,8 +158,12 @@ def screen_ready(app: DbrConsole) -> bool:
     from console.screens.main import MainScreen
 
     screen = app.screen
-    return isinstance(screen, MainScreen) and screen.is_mounted and bool(
-        screen.query("Footer")) and all(p.size.area for p in screen.query(".pane"))
+    return (
+        isinstance(screen, MainScreen)
+        and screen.is_mounted
+        and bool(screen.query("Footer"))
+        and all(p.size.area for p in screen.query(".pane"))
+    )
 
 
 async def start_time(config: Path) -> tuple[float, float]:
@@ -218,11 +242,14 @@ async def measure(runs: int) -> dict[str, float]:
         instrument(marks)
         move_small = await cursor_cost(cursor_small, 50, marks)
         move_large = await cursor_cost(large, 10_000, marks)
-    return {"start_small": min(f for f, _ in starts["small"]),
-            "start_large": min(f for f, _ in starts["large"]),
-            "data_small": min(d for _, d in starts["small"]),
-            "data_large": min(d for _, d in starts["large"]),
-            "move_small": move_small, "move_large": move_large}
+    return {
+        "start_small": min(f for f, _ in starts["small"]),
+        "start_large": min(f for f, _ in starts["large"]),
+        "data_small": min(d for _, d in starts["small"]),
+        "data_large": min(d for _, d in starts["large"]),
+        "move_small": move_small,
+        "move_large": move_large,
+    }
 
 
 def main() -> int:
@@ -233,15 +260,21 @@ def main() -> int:
     start = result["start_large"] / result["start_small"]
     data = result["data_large"] / result["data_small"]
     move = result["move_large"] / result["move_small"]
-    print(f"start to first full frame: {result['start_small'] * 1000:.0f} ms with 10 "
-          f"backups and 10 revisions, {result['start_large'] * 1000:.0f} ms with "
-          f"10,000 and 500: {start:.2f}x (floor {START_FLOOR}x)")
-    print(f"start until every pane shows its data: {result['data_small'] * 1000:.0f} "
-          f"ms with 10 backups and 10 revisions, {result['data_large'] * 1000:.0f} ms "
-          f"with 10,000 and 500: {data:.2f}x (floor {DATA_FLOOR}x)")
-    print(f"cursor move in the backups table: {result['move_small'] * 1e6:.0f} µs at "
-          f"50 rows, {result['move_large'] * 1e6:.0f} µs at 10,000: {move:.2f}x "
-          f"(floor {CURSOR_FLOOR}x)")
+    print(
+        f"start to first full frame: {result['start_small'] * 1000:.0f} ms with 10 "
+        f"backups and 10 revisions, {result['start_large'] * 1000:.0f} ms with "
+        f"10,000 and 500: {start:.2f}x (floor {START_FLOOR}x)"
+    )
+    print(
+        f"start until every pane shows its data: {result['data_small'] * 1000:.0f} "
+        f"ms with 10 backups and 10 revisions, {result['data_large'] * 1000:.0f} ms "
+        f"with 10,000 and 500: {data:.2f}x (floor {DATA_FLOOR}x)"
+    )
+    print(
+        f"cursor move in the backups table: {result['move_small'] * 1e6:.0f} µs at "
+        f"50 rows, {result['move_large'] * 1e6:.0f} µs at 10,000: {move:.2f}x "
+        f"(floor {CURSOR_FLOOR}x)"
+    )
     ok = start <= START_FLOOR and data <= DATA_FLOOR and move <= CURSOR_FLOOR
     print("PASS" if ok else "FAIL")
     return 0 if ok else 1

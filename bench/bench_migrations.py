@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 FLOOR = 1.5
 
-ENV = '''
+ENV = """
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
@@ -50,7 +50,7 @@ else:
                                 prefix="sqlalchemy.", poolclass=pool.NullPool)
     with engine.connect() as connection:
         run(connection)
-'''
+"""
 
 REVISION = '''"""{message}
 
@@ -88,7 +88,8 @@ def generate(folder: Path, count: int) -> tuple[Path, str]:
     database = folder / "bench.db"
     (folder / "alembic.ini").write_text(
         f"[alembic]\nscript_location = %(here)s/migrations\npath_separator = os\n"
-        f"sqlalchemy.url = sqlite:///{database}\n")
+        f"sqlalchemy.url = sqlite:///{database}\n"
+    )
     main: str | None = None  # the tip of the main line
     side: str | None = None  # the tip of the open side branch, if any
     for number in range(count):
@@ -106,20 +107,33 @@ def generate(folder: Path, count: int) -> tuple[Path, str]:
             if number % 97 == 0 and number > 200:
                 depends = f"{number - 150:04x}a{(number - 150) % 7}"
         down_text = ", ".join(down) if isinstance(down, tuple) else (down or "")
-        (versions / f"{rev}_bench.py").write_text(REVISION.format(
-            rev=rev, down=down, down_text=down_text, depends=depends,
-            message=message))
+        (versions / f"{rev}_bench.py").write_text(
+            REVISION.format(
+                rev=rev,
+                down=down,
+                down_text=down_text,
+                depends=depends,
+                message=message,
+            )
+        )
     if side is not None:  # close the last branch so there is one head
         rev = f"{count:04x}ff"
-        (versions / f"{rev}_bench.py").write_text(REVISION.format(
-            rev=rev, down=(main, side), down_text=f"{main}, {side}", depends=None,
-            message="merge the last side branch"))
+        (versions / f"{rev}_bench.py").write_text(
+            REVISION.format(
+                rev=rev,
+                down=(main, side),
+                down_text=f"{main}, {side}",
+                depends=None,
+                message="merge the last side branch",
+            )
+        )
         main = rev
     return folder / "alembic.ini", main
 
 
-def measure(commands: dict[str, list[str]], runs: int, cwd: Path
-            ) -> dict[str, tuple[float, float]]:
+def measure(
+    commands: dict[str, list[str]], runs: int, cwd: Path
+) -> dict[str, tuple[float, float]]:
     """Best wall and CPU seconds of each command over runs, after one warm-up.
 
     The commands take turns, so a busy machine slows each of them alike. dbr's
@@ -127,8 +141,9 @@ def measure(commands: dict[str, list[str]], runs: int, cwd: Path
     """
     env = {**os.environ, "DBR_CACHE_DIR": str(cwd / "cache")}
     for args in commands.values():
-        first = subprocess.run(args, cwd=cwd, capture_output=True, text=True,
-                               env=env, check=False)
+        first = subprocess.run(
+            args, cwd=cwd, capture_output=True, text=True, env=env, check=False
+        )
         if first.returncode != 0:
             sys.exit(f"{' '.join(args)} failed:\n{first.stderr[-2000:]}")
     best = {name: (float("inf"), float("inf")) for name in commands}
@@ -139,7 +154,9 @@ def measure(commands: dict[str, list[str]], runs: int, cwd: Path
             subprocess.run(args, cwd=cwd, capture_output=True, env=env, check=True)
             wall = time.perf_counter() - start
             after = resource.getrusage(resource.RUSAGE_CHILDREN)
-            cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+            cpu = (after.ru_utime - before.ru_utime) + (
+                after.ru_stime - before.ru_stime
+            )
             best[name] = (min(best[name][0], wall), min(best[name][1], cpu))
     return best
 
@@ -154,7 +171,8 @@ def main() -> int:
         ini, head = generate(root, options.revisions)
         (root / "dbr.toml").write_text(
             f'[state]\nurl = "sqlite:///{root / "state.db"}"\n\n[targets.bench]\n'
-            f'url = "sqlite:///{root / "bench.db"}"\nalembic = "{ini}"\n')
+            f'url = "sqlite:///{root / "bench.db"}"\nalembic = "{ini}"\n'
+        )
         alembic = [str(BIN / "alembic"), "-c", str(ini)]
         subprocess.run([*alembic, "stamp", "heads"], check=True, capture_output=True)
         dbr = [str(BIN / "dbr"), "--config", str(root / "dbr.toml"), "migrations"]
@@ -167,16 +185,22 @@ def main() -> int:
         }
         best = measure(commands, options.runs, root)
         base_wall, base_cpu = best.pop("alembic history")
-        print(f"{options.revisions} revisions (head {head}); best of {options.runs} "
-              "interleaved runs, each a fresh process")
+        print(
+            f"{options.revisions} revisions (head {head}); best of {options.runs} "
+            "interleaved runs, each a fresh process"
+        )
         print(f"  {'':<32} {'wall':>8} {'ratio':>7}   {'cpu':>7} {'ratio':>7}")
-        print(f"  {'alembic history':<32} {base_wall:7.2f}s {1:6.2f}x   "
-              f"{base_cpu:6.2f}s {1:6.2f}x")
+        print(
+            f"  {'alembic history':<32} {base_wall:7.2f}s {1:6.2f}x   "
+            f"{base_cpu:6.2f}s {1:6.2f}x"
+        )
         worst = 0.0
         for name, (wall, cpu) in best.items():
             worst = max(worst, wall / base_wall)
-            print(f"  {name:<32} {wall:7.2f}s {wall / base_wall:6.2f}x   "
-                  f"{cpu:6.2f}s {cpu / base_cpu:6.2f}x")
+            print(
+                f"  {name:<32} {wall:7.2f}s {wall / base_wall:6.2f}x   "
+                f"{cpu:6.2f}s {cpu / base_cpu:6.2f}x"
+            )
         verdict = "within" if worst <= FLOOR else "ABOVE"
         print(f"worst wall-time ratio {worst:.2f}x: {verdict} the floor of {FLOOR}x")
         return 0 if worst <= FLOOR else 1

@@ -37,20 +37,24 @@ class DbrConsole(App):
         Binding("question_mark", "keys", "Keys", show=False),
     ]
 
-    def __init__(self, ws: Workspace, *, target: str | None = None,
-                 read_only: bool = False) -> None:
+    def __init__(
+        self, ws: Workspace, *, target: str | None = None, read_only: bool = False
+    ) -> None:
         super().__init__()
         self.ws = ws
         self.read_only = read_only
         self.target_names = list(ws.settings.targets)
         if target is not None and target not in ws.settings.targets:
-            raise ConfigError(f"no target named {target!r} in {ws.settings.where()}",
-                              hint="choose one of: " + (", ".join(self.target_names)
-                                                        or "(none configured)"))
+            raise ConfigError(
+                f"no target named {target!r} in {ws.settings.where()}",
+                hint="choose one of: "
+                + (", ".join(self.target_names) or "(none configured)"),
+            )
         if not self.target_names:
-            raise ConfigError(f"no targets in {ws.settings.where()}",
-                              hint="add a [targets.NAME] table, or try "
-                              "`dbr-console --demo`")
+            raise ConfigError(
+                f"no targets in {ws.settings.where()}",
+                hint="add a [targets.NAME] table, or try `dbr-console --demo`",
+            )
         self.target_name = target or self.target_names[0]
         self.demo_dir: Path | None = None  # set by --demo: said on start and exit
         if read_only:
@@ -65,14 +69,20 @@ class DbrConsole(App):
         gc.freeze()
         self.push_screen(MainScreen())
         if self.demo_dir is not None:
-            self.sub_title = " · ".join(x for x in (
-                self.sub_title, f"demo workspace in {self.demo_dir}") if x)
-            self.notify(f"demo workspace built in {self.demo_dir}; it is kept on "
-                        "quit", timeout=8)
+            self.sub_title = " · ".join(
+                x for x in (self.sub_title, f"demo workspace in {self.demo_dir}") if x
+            )
+            self.notify(
+                f"demo workspace built in {self.demo_dir}; it is kept on quit",
+                timeout=8,
+            )
 
     def on_rollback_confirmed(self, message: RollbackConfirmed) -> None:
-        log.info("confirmed in the console; running pid %s: %s", message.pid,
-                 redact(" ".join(message.argv)))
+        log.info(
+            "confirmed in the console; running pid %s: %s",
+            message.pid,
+            redact(" ".join(message.argv)),
+        )
 
     def on_key(self, event: Key) -> None:
         # A disabled binding swallows its key without a word; in read-only mode
@@ -86,8 +96,11 @@ class DbrConsole(App):
             return
         action = active.binding.action
         if action in CHANGING or action in RUNNING:
-            self.notify(f"read-only: {TITLES.get(action, action)} is disabled",
-                        severity="warning", timeout=4)
+            self.notify(
+                f"read-only: {TITLES.get(action, action)} is disabled",
+                severity="warning",
+                timeout=4,
+            )
 
     @property
     def target(self) -> Target:
@@ -133,18 +146,32 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="dbr-console",
         description="The rollback console: migrations, backups, health and the "
-        "rollback log of every target, with plan, preview, confirm, execute, verify.")
-    parser.add_argument("--config", metavar="PATH",
-                        help="dbr.toml to use (default: $DBR_CONFIG, ./dbr.toml, "
-                        "then the user's config folder)")
-    parser.add_argument("--demo", action="store_true",
-                        help="open a demo workspace built on the spot in a new "
-                        "temporary folder (dbr-demo-*), kept afterwards for `dbr "
-                        "--config DIR/dbr.toml`")
-    parser.add_argument("--read-only", action="store_true",
-                        help="look, never change: every changing action is disabled")
-    parser.add_argument("target", nargs="?", metavar="TARGET",
-                        help="the target to show first (default: the first one)")
+        "rollback log of every target, with plan, preview, confirm, execute, verify.",
+    )
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        help="dbr.toml to use (default: $DBR_CONFIG, ./dbr.toml, "
+        "then the user's config folder)",
+    )
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="open a demo workspace built on the spot in a new "
+        "temporary folder (dbr-demo-*), kept afterwards for `dbr "
+        "--config DIR/dbr.toml`",
+    )
+    parser.add_argument(
+        "--read-only",
+        action="store_true",
+        help="look, never change: every changing action is disabled",
+    )
+    parser.add_argument(
+        "target",
+        nargs="?",
+        metavar="TARGET",
+        help="the target to show first (default: the first one)",
+    )
     return parser.parse_args(argv)
 
 
@@ -156,14 +183,19 @@ def main(argv: list[str] | None = None) -> None:
         log_dir.mkdir(parents=True, exist_ok=True)
         handler = logging.FileHandler(log_dir / "console.log")
         handler.addFilter(RedactingFilter())
-        logging.basicConfig(handlers=[handler], level=logging.INFO,
-                            format="%(asctime)s %(name)s %(levelname)s %(message)s")
+        logging.basicConfig(
+            handlers=[handler],
+            level=logging.INFO,
+            format="%(asctime)s %(name)s %(levelname)s %(message)s",
+        )
     except OSError:
         logging.disable(logging.CRITICAL)
     try:
         if args.demo and args.config:
-            raise ConfigError("--demo and --config cannot be used together",
-                              hint="--demo opens the demo workspace's own dbr.toml")
+            raise ConfigError(
+                "--demo and --config cannot be used together",
+                hint="--demo opens the demo workspace's own dbr.toml",
+            )
         config = demo_config() if args.demo else args.config
         ws = Workspace.open(config)
         app = DbrConsole(ws, target=args.target, read_only=args.read_only)
@@ -176,17 +208,22 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(exc.exit_code) from None
     try:
         app.run()
-    except Exception as exc:  # noqa: BLE001 - leave the terminal with a readable last word
-        print(redact(f"dbr-console: internal error: {type(exc).__name__}: {exc}"),
-              file=sys.stderr)
+    except Exception as exc:  # noqa: BLE001 - a readable last word
+        print(
+            redact(f"dbr-console: internal error: {type(exc).__name__}: {exc}"),
+            file=sys.stderr,
+        )
         raise SystemExit(1) from None
     # A worker may still wait on a dead server (up to its timeout); the operator
     # asked to quit, so do not join it at exit. Nothing it holds needs finishing.
     logging.shutdown()
     if args.demo:
         folder = Path(config).parent
-        print(f"dbr-console: demo workspace kept in {folder}; `dbr --config "
-              f"{folder}/dbr.toml ...` works on it", file=sys.stderr)
+        print(
+            f"dbr-console: demo workspace kept in {folder}; `dbr --config "
+            f"{folder}/dbr.toml ...` works on it",
+            file=sys.stderr,
+        )
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(app.return_code or 0)

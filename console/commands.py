@@ -15,10 +15,15 @@ from console.actions import (
     Action,
 )
 
-PANE_OF = {id(a): pane for pane, group in (("migrations", MIGRATION_ACTIONS),
-                                           ("backups", BACKUP_ACTIONS),
-                                           ("health", HEALTH_ACTIONS))
-           for a in group}
+PANE_OF = {
+    id(a): pane
+    for pane, group in (
+        ("migrations", MIGRATION_ACTIONS),
+        ("backups", BACKUP_ACTIONS),
+        ("health", HEALTH_ACTIONS),
+    )
+    for a in group
+}
 
 
 class ActionsProvider(Provider):
@@ -31,12 +36,16 @@ class ActionsProvider(Provider):
             return self._screen_actions()
         read_only = getattr(self.app, "read_only", False)
         found = []
-        for action in SCREEN_ACTIONS + MIGRATION_ACTIONS + BACKUP_ACTIONS + \
-                HEALTH_ACTIONS:
+        for action in (
+            SCREEN_ACTIONS + MIGRATION_ACTIONS + BACKUP_ACTIONS + HEALTH_ACTIONS
+        ):
             key = action.key.replace("slash", "/")
             name = f"{action.title} · key {key}"
-            help_text = "disabled: read-only" if (read_only and
-                                                     action.action in CHANGING) else ""
+            help_text = (
+                "disabled: read-only"
+                if (read_only and action.action in CHANGING)
+                else ""
+            )
             found.append((name, help_text, action))
         return found
 
@@ -49,8 +58,13 @@ class ActionsProvider(Provider):
                 continue
             action = Action(key, binding.action, binding.tooltip or binding.description)
             help_text = "" if active.enabled else "not available now"
-            found.append((f"{action.title} · key {binding.key_display or key}",
-                          help_text, action))
+            found.append(
+                (
+                    f"{action.title} · key {binding.key_display or key}",
+                    help_text,
+                    action,
+                )
+            )
         return found
 
     async def discover(self) -> Hits:
@@ -62,8 +76,12 @@ class ActionsProvider(Provider):
         for name, help_text, action in self._actions():
             score = matcher.match(name)
             if score > 0:
-                yield Hit(score, matcher.highlight(name), partial(self._run, action),
-                          help=help_text)
+                yield Hit(
+                    score,
+                    matcher.highlight(name),
+                    partial(self._run, action),
+                    help=help_text,
+                )
 
     async def _run(self, action: Action) -> None:
         screen = self.screen
@@ -76,8 +94,9 @@ class ActionsProvider(Provider):
             screen.show_pane(pane)  # type: ignore[attr-defined]
             node = screen.query_one(f"#{pane}")
         if getattr(self.app, "read_only", False) and action.action in CHANGING:
-            self.app.notify(f"{action.title}: disabled in read-only mode",
-                            severity="warning")
+            self.app.notify(
+                f"{action.title}: disabled in read-only mode", severity="warning"
+            )
             return
         name = action.action
         if name.startswith("app."):

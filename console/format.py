@@ -42,8 +42,12 @@ def count(value: int | None) -> str:
     return "-" if value is None else f"{value:,}"
 
 
-def score_words(score: float | None, threshold: float | None,
-                healthy: bool | None, conclusive: bool = True) -> tuple[str, str]:
+def score_words(
+    score: float | None,
+    threshold: float | None,
+    healthy: bool | None,
+    conclusive: bool = True,
+) -> tuple[str, str]:
     """'78% < 80 UNHEALTHY' and a tone; the words alone tell the state."""
     if score is None or not conclusive:
         return ("score unknown (no conclusive sample)", "warn")
@@ -54,13 +58,23 @@ def score_words(score: float | None, threshold: float | None,
 
 
 STATUS_MARKS = {
-    "succeeded": "✓ succeeded", "failed": "✗ FAILED", "cancelled": "■ cancelled",
-    "running": "▶ running", "interrupted": "! INTERRUPTED", "skipped": "- skipped",
+    "succeeded": "✓ succeeded",
+    "failed": "✗ FAILED",
+    "cancelled": "■ cancelled",
+    "running": "▶ running",
+    "interrupted": "! INTERRUPTED",
+    "skipped": "- skipped",
     "pending": "· pending",
 }
-STATUS_TONES = {"succeeded": "good", "failed": "bad", "interrupted": "bad",
-                "cancelled": "warn", "running": "warn", "skipped": "dim",
-                "pending": "dim"}
+STATUS_TONES = {
+    "succeeded": "good",
+    "failed": "bad",
+    "interrupted": "bad",
+    "cancelled": "warn",
+    "running": "warn",
+    "skipped": "dim",
+    "pending": "dim",
+}
 
 
 def status(value: str) -> tuple[str, str]:

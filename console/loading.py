@@ -47,13 +47,17 @@ class PaneLoaders:
             return
         resolved = self.app.ws.target(target)
         if resolved.config.alembic is None:
-            self.post_message(msg.PaneUnavailable(
-                "migrations", f"{target} has no Alembic project: set alembic in "
-                f"[targets.{target}] of dbr.toml to see its history"))
+            self.post_message(
+                msg.PaneUnavailable(
+                    "migrations",
+                    f"{target} has no Alembic project: set alembic in "
+                    f"[targets.{target}] of dbr.toml to see its history",
+                )
+            )
             return
         try:
             history = migrations.history(resolved)
-        except Exception as exc:  # noqa: BLE001 - a worker's edge: say why, keep the screen
+        except Exception as exc:  # noqa: BLE001 - worker edge: say why, stay up
             self.post_message(msg.PaneFailed("migrations", target, *_why(exc)))
             return
         if not get_current_worker().is_cancelled:
@@ -81,11 +85,13 @@ class PaneLoaders:
             # The catalog first; retention's verdicts (slower) follow it.
             self.post_message(msg.BackupsLoaded(target, listed, {}))
             if listed and ws.settings.targets[target].retention:
-                verdicts = {v.id: v for v in backups.retention_verdicts(
-                    ws, target, backups=listed)}
+                verdicts = {
+                    v.id: v
+                    for v in backups.retention_verdicts(ws, target, backups=listed)
+                }
                 if not get_current_worker().is_cancelled:
                     self.post_message(msg.BackupsLoaded(target, listed, verdicts))
-        except Exception as exc:  # noqa: BLE001 - a worker's edge: say why, keep the screen
+        except Exception as exc:  # noqa: BLE001 - worker edge: say why, stay up
             self.post_message(msg.PaneFailed("backups", target, *_why(exc)))
 
     def on_backups_loaded(self, message: msg.BackupsLoaded) -> None:
@@ -93,9 +99,13 @@ class PaneLoaders:
             return
         pane = self.query_one(BackupsPane)
         policy = self.app.ws.settings.targets[message.target].retention
-        pane.say("" if message.verdicts or not message.backups else
-                 "retention verdicts: weighing…" if policy else
-                 "retention verdicts: no [retention] policy for this target")
+        pane.say(
+            ""
+            if message.verdicts or not message.backups
+            else "retention verdicts: weighing…"
+            if policy
+            else "retention verdicts: no [retention] policy for this target"
+        )
         pane.show(message.backups, message.verdicts)
         pane.show_selected()
 
@@ -114,7 +124,7 @@ class PaneLoaders:
                 health.sample(ws, target)  # kept in the store, like watch's samples
                 history = health.recent_samples(ws, target, limit=60)
             triggers = health.trigger_states(ws, target)
-        except Exception as exc:  # noqa: BLE001 - a worker's edge: say why, keep the screen
+        except Exception as exc:  # noqa: BLE001 - worker edge: say why, stay up
             self.post_message(msg.PaneFailed("health", target, *_why(exc)))
             return
         sample = history[0] if history else None
@@ -127,8 +137,9 @@ class PaneLoaders:
         pane = self.query_one(HealthPane)
         pane.say("")
         config = self.app.ws.settings.targets[message.target]
-        pane.show(message.sample, message.history, message.triggers,
-                  check_limits(config))
+        pane.show(
+            message.sample, message.history, message.triggers, check_limits(config)
+        )
         if message.sample is not None:
             self.scores[message.target] = message.sample
             self.show_header()
@@ -142,7 +153,7 @@ class PaneLoaders:
         for name in self.app.target_names:
             try:
                 latest = health.recent_samples(self.app.ws, name, limit=1)
-            except Exception as exc:  # noqa: BLE001 - one target's problem hides no other
+            except Exception as exc:  # noqa: BLE001 - one target hides no other
                 log.info("no score for %s: %s", name, exc)
                 continue
             if latest:

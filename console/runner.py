@@ -62,8 +62,13 @@ def start(argv: list[str], *, log_dir: Path | None = None) -> Run:
     with open(log_path, "wb") as out:
         os.chmod(log_path, 0o600)
         process = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True, close_fds=True, cwd=os.getcwd(),
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
+            cwd=os.getcwd(),
         )
     return Run(argv, process.pid, started, log_path, process)
 
@@ -76,8 +81,14 @@ def cli_has(words: list[str]) -> bool:
 
     parser: argparse.ArgumentParser = build_parser()
     for word in words[:2]:
-        choices = next((a.choices for a in parser._actions
-                        if isinstance(a, argparse._SubParsersAction)), None)
+        choices = next(
+            (
+                a.choices
+                for a in parser._actions
+                if isinstance(a, argparse._SubParsersAction)
+            ),
+            None,
+        )
         if not choices or word not in choices:
             return False
         parser = choices[word]

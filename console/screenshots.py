@@ -32,9 +32,12 @@ def prepare(folder: Path) -> Path:
         backups.verify_backup(ws, made.id)
         backups.pin(ws, made.id, reason="before release 42")
         backups.create_backup(ws, "shop", label="hourly")
-        ws.bus.emit("health.degraded", "health degraded: score 62 (threshold 80); "
-                    "orders in the last day failing", severity=Severity.WARNING,
-                    target="shop")
+        ws.bus.emit(
+            "health.degraded",
+            "health degraded: score 62 (threshold 80); orders in the last day failing",
+            severity=Severity.WARNING,
+            target="shop",
+        )
     finally:
         ws.close()
     return config
@@ -50,9 +53,13 @@ async def until(pilot: Any, condition: Callable[[], bool], tries: int = 1200) ->
 
 async def loaded(pilot: Any) -> None:
     screen = pilot.app.screen
-    await until(pilot, lambda: all(
-        screen.query_one(f"#{t}").rows for t in
-        ("revisions-table", "checks-table", "backups-table")))
+    await until(
+        pilot,
+        lambda: all(
+            screen.query_one(f"#{t}").rows
+            for t in ("revisions-table", "checks-table", "backups-table")
+        ),
+    )
     await pilot.pause(0.3)
 
 
@@ -67,8 +74,12 @@ async def shoot(config: Path, out: Path) -> list[Path]:
     async with app.run_test(size=LARGE) as pilot:
         await loaded(pilot)
         save(app, "main-160x48")
-    for key, name in (("1", "migrations"), ("2", "backups"), ("3", "health"),
-                      ("4", "rollback-log")):
+    for key, name in (
+        ("1", "migrations"),
+        ("2", "backups"),
+        ("3", "health"),
+        ("4", "rollback-log"),
+    ):
         app = DbrConsole(Workspace.open(config))
         async with app.run_test(size=SMALL) as pilot:
             await loaded(pilot)
@@ -99,39 +110,56 @@ async def flows(config: Path, save: Callable[[DbrConsole, str], None]) -> None:
     app = DbrConsole(Workspace.open(config))
     async with app.run_test(size=(120, 40)) as pilot:
         await loaded(pilot)
-        app.ws.bus.emit(TRIGGER_FIRED, "trigger 'score stays low' fired (3 of 3 "
-                        "samples below 60); suggests downgrade:1",
-                        severity=Severity.WARNING, target="shop",
-                        data={"strategy": "downgrade:1", "mode": "suggest"})
+        app.ws.bus.emit(
+            TRIGGER_FIRED,
+            "trigger 'score stays low' fired (3 of 3 "
+            "samples below 60); suggests downgrade:1",
+            severity=Severity.WARNING,
+            target="shop",
+            data={"strategy": "downgrade:1", "mode": "suggest"},
+        )
         await until(pilot, lambda: app.screen.suggestion is not None)
         await pilot.pause(0.3)
         save(app, "trigger-banner")
         await pilot.press("o")
-        await until(pilot, lambda: isinstance(app.screen, ChooseScreen)
-                    and all(app.screen.plans))
+        await until(
+            pilot,
+            lambda: isinstance(app.screen, ChooseScreen) and all(app.screen.plans),
+        )
         save(app, "roll-back-or-restore")
         await pilot.press("escape", "1")
         await until(pilot, lambda: len(app.screen.query_one("#revisions-table").rows))
         app.screen.query_one("#revisions-table").move_to("60e91c")
         await pilot.press("d")
-        await until(pilot, lambda: isinstance(app.screen, PlanScreen)
-                    and app.screen.plan is not None)
+        await until(
+            pilot,
+            lambda: isinstance(app.screen, PlanScreen) and app.screen.plan is not None,
+        )
         save(app, "downgrade-preview")
         await pilot.press("c", *"sho")
         await pilot.pause(0.3)
         save(app, "downgrade-confirm")
         await pilot.press("p", "enter")
-        await until(pilot, lambda: isinstance(app.screen, ProgressScreen)
-                    and app.screen.finished)
+        await until(
+            pilot,
+            lambda: isinstance(app.screen, ProgressScreen) and app.screen.finished,
+        )
         save(app, "downgrade-progress")
         await pilot.press("enter")
-        await until(pilot, lambda: isinstance(app.screen, ResultScreen) and
-                    "measuring" not in str(app.screen.query_one("#result-health")
-                                           .render()))
+        await until(
+            pilot,
+            lambda: (
+                isinstance(app.screen, ResultScreen)
+                and "measuring"
+                not in str(app.screen.query_one("#result-health").render())
+            ),
+        )
         save(app, "downgrade-result")
         await pilot.press("escape", "2", "P")
-        await until(pilot, lambda: isinstance(app.screen, PlanScreen)
-                    and app.screen.plan is not None)
+        await until(
+            pilot,
+            lambda: isinstance(app.screen, PlanScreen) and app.screen.plan is not None,
+        )
         save(app, "prune-preview")
         await pilot.press("escape", "e")
         await until(pilot, lambda: bool(getattr(app.screen, "markdown", "")))
@@ -139,8 +167,9 @@ async def flows(config: Path, save: Callable[[DbrConsole, str], None]) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m console.screenshots",
-                                     description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m console.screenshots", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("folder", nargs="?", type=Path, default=Path("screenshots"))
     args = parser.parse_args(argv)
     args.folder.mkdir(parents=True, exist_ok=True)

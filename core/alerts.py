@@ -27,8 +27,13 @@ log = logging.getLogger(__name__)
 
 JSON_HEADERS = {"content-type": "application/json"}
 GROUPED = {ev.HEALTH_DEGRADED, ev.HEALTH_INCONCLUSIVE}
-NOT_ALERTS = {ev.HEALTH_SAMPLED, ev.STEP_PROGRESS, "step.log", ev.STEP_STARTED,
-              ev.STEP_FINISHED}
+NOT_ALERTS = {
+    ev.HEALTH_SAMPLED,
+    ev.STEP_PROGRESS,
+    "step.log",
+    ev.STEP_STARTED,
+    ev.STEP_FINISHED,
+}
 
 
 class Sink:
@@ -66,9 +71,16 @@ class JsonLinesSink(Sink):
 class WebhookSink(Sink):
     """POSTs JSON with a Slack-compatible `text` field, from its own thread."""
 
-    def __init__(self, url: str, min_severity: Severity, *, timeout: float,
-                 retries: int, on_failure: Callable[[str, Event, str], None],
-                 backoff: float = 0.5) -> None:
+    def __init__(
+        self,
+        url: str,
+        min_severity: Severity,
+        *,
+        timeout: float,
+        retries: int,
+        on_failure: Callable[[str, Event, str], None],
+        backoff: float = 0.5,
+    ) -> None:
         super().__init__(min_severity)
         register_url_secret(url)
         self.url = url
@@ -78,8 +90,9 @@ class WebhookSink(Sink):
         self.backoff = backoff
         self.on_failure = on_failure
         self._queue: queue.Queue[Event | None] = queue.Queue(maxsize=1000)
-        self._thread = threading.Thread(target=self._deliver, daemon=True,
-                                        name="dbr-webhook")
+        self._thread = threading.Thread(
+            target=self._deliver, daemon=True, name="dbr-webhook"
+        )
         self._thread.start()
 
     def send(self, event: Event) -> None:
@@ -142,8 +155,11 @@ def register_url_secret(url: str) -> None:
 
 
 def slack_text(event: Event) -> str:
-    mark = {Severity.INFO: "[info]", Severity.WARNING: "[WARNING]",
-            Severity.CRITICAL: "[CRITICAL]"}[event.severity]
+    mark = {
+        Severity.INFO: "[info]",
+        Severity.WARNING: "[WARNING]",
+        Severity.CRITICAL: "[CRITICAL]",
+    }[event.severity]
     where = f" {event.target}:" if event.target else ""
     return f"{mark}{where} {event.to_dict()['message']}"
 
@@ -151,8 +167,12 @@ def slack_text(event: Event) -> str:
 class Router:
     """Sends bus events to sinks, grouping repeated health alerts in a quiet period."""
 
-    def __init__(self, sinks: list[Sink], quiet_period: float,
-                 record_failure: Callable[[Event], None]) -> None:
+    def __init__(
+        self,
+        sinks: list[Sink],
+        quiet_period: float,
+        record_failure: Callable[[Event], None],
+    ) -> None:
         self.sinks = sinks
         self.quiet_period = quiet_period
         self.record_failure = record_failure
@@ -193,8 +213,11 @@ class Router:
         now = time.monotonic()
         with self._lock:
             last = self._last_sent.get(key)
-            if last is not None and now - last[0] < self.quiet_period and \
-                    event.severity <= last[1]:
+            if (
+                last is not None
+                and now - last[0] < self.quiet_period
+                and event.severity <= last[1]
+            ):
                 self._suppressed[key] = self._suppressed.get(key, 0) + 1
                 return None
             self._last_sent[key] = (now, event.severity)
@@ -203,12 +226,16 @@ class Router:
 
     def failed(self, sink_name: str, event: Event, error: str) -> None:
         log.warning("alert sink %s failed on %s: %s", sink_name, event.kind, error)
-        self.record_failure(Event(
-            kind=ev.ALERT_FAILED, message=f"alert {event.kind} not delivered: {error}",
-            severity=Severity.WARNING, target=event.target,
-            operation_id=event.operation_id,
-            data={"sink": sink_name, "event": event.kind, "error": error},
-        ))
+        self.record_failure(
+            Event(
+                kind=ev.ALERT_FAILED,
+                message=f"alert {event.kind} not delivered: {error}",
+                severity=Severity.WARNING,
+                target=event.target,
+                operation_id=event.operation_id,
+                data={"sink": sink_name, "event": event.kind, "error": error},
+            )
+        )
 
     def close(self, timeout: float = 5.0) -> None:
         for sink in self.sinks:
@@ -218,14 +245,20 @@ class Router:
 def _with_count(event: Event, count: int) -> Event:
     if not count:
         return event
-    return Event(kind=event.kind, message=f"{event.message} ({count} similar alerts "
-                 "grouped in the quiet period)", severity=event.severity,
-                 target=event.target, operation_id=event.operation_id,
-                 data={**event.data, "grouped": count}, at=event.at)
+    return Event(
+        kind=event.kind,
+        message=f"{event.message} ({count} similar alerts grouped in the quiet period)",
+        severity=event.severity,
+        target=event.target,
+        operation_id=event.operation_id,
+        data={**event.data, "grouped": count},
+        at=event.at,
+    )
 
 
-def build_sinks(configs: tuple[SinkConfig, ...],
-                on_failure: Callable[[str, Event, str], None]) -> list[Sink]:
+def build_sinks(
+    configs: tuple[SinkConfig, ...], on_failure: Callable[[str, Event, str], None]
+) -> list[Sink]:
     sinks: list[Sink] = []
     for index, config in enumerate(configs):
         severity = Severity.parse(config.min_severity)
@@ -236,9 +269,18 @@ def build_sinks(configs: tuple[SinkConfig, ...],
         if config.url_env:
             url = os.environ.get(config.url_env)
             if not url:
-                raise ConfigError(f"alerts.sinks[{index}] needs a webhook URL",
-                                  cause=f"${config.url_env} is not set",
-                                  hint=f"export {config.url_env}=https://...")
-        sinks.append(WebhookSink(url, severity, timeout=config.timeout,
-                                 retries=config.retries, on_failure=on_failure))
+                raise ConfigError(
+                    f"alerts.sinks[{index}] needs a webhook URL",
+                    cause=f"${config.url_env} is not set",
+                    hint=f"export {config.url_env}=https://...",
+                )
+        sinks.append(
+            WebhookSink(
+                url,
+                severity,
+                timeout=config.timeout,
+                retries=config.retries,
+                on_failure=on_failure,
+            )
+        )
     return sinks

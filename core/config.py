@@ -16,16 +16,26 @@ from sqlalchemy.exc import ArgumentError
 from core.errors import ConfigError
 
 APP = "dbr"
-DIALECTS = {"postgresql": "postgresql", "mysql": "mysql", "mariadb": "mysql",
-            "sqlite": "sqlite"}
+DIALECTS = {
+    "postgresql": "postgresql",
+    "mysql": "mysql",
+    "mariadb": "mysql",
+    "sqlite": "sqlite",
+}
 SEVERITIES = ("info", "warning", "critical")
 TRIGGER_MODES = ("suggest", "auto", "shadow")
 STRATEGY_RE = re.compile(
     r"^(notify|downgrade:[A-Za-z0-9_@\-+.]+|restore:(latest-verified|latest|[0-9a-z\-]+))$"
 )
 DURATION_RE = re.compile(r"^(\d+)\s*([smhdwy])$")
-DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400,
-                  "y": 365 * 86400}
+DURATION_UNITS = {
+    "s": 1,
+    "m": 60,
+    "h": 3600,
+    "d": 86400,
+    "w": 7 * 86400,
+    "y": 365 * 86400,
+}
 
 
 def state_dir() -> Path:
@@ -142,19 +152,24 @@ def find_config(explicit: str | os.PathLike | None = None) -> Path | None:
     if explicit:
         path = Path(explicit).expanduser()
         if not path.is_file():
-            raise ConfigError(f"config file {path} not found",
-                              hint="check the --config path")
+            raise ConfigError(
+                f"config file {path} not found", hint="check the --config path"
+            )
         return path
     env = os.environ.get("DBR_CONFIG")
     if env:
         path = Path(env).expanduser()
         if not path.is_file():
-            raise ConfigError(f"config file {path} not found",
-                              cause="named by $DBR_CONFIG",
-                              hint="fix or unset DBR_CONFIG")
+            raise ConfigError(
+                f"config file {path} not found",
+                cause="named by $DBR_CONFIG",
+                hint="fix or unset DBR_CONFIG",
+            )
         return path
-    for candidate in (Path.cwd() / "dbr.toml",
-                      Path(platformdirs.user_config_dir(APP)) / "dbr.toml"):
+    for candidate in (
+        Path.cwd() / "dbr.toml",
+        Path(platformdirs.user_config_dir(APP)) / "dbr.toml",
+    ):
         if candidate.is_file():
             return candidate
     return None
@@ -169,10 +184,13 @@ def load(explicit: str | os.PathLike | None = None) -> Settings:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML", cause=str(exc)) from None
     except OSError as exc:
-        raise ConfigError(f"cannot read {path}", cause=exc.strerror or str(exc)) from None
+        raise ConfigError(
+            f"cannot read {path}", cause=exc.strerror or str(exc)
+        ) from None
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path} is not UTF-8 text", cause=str(exc),
-                          hint="save it as UTF-8") from None
+        raise ConfigError(
+            f"{path} is not UTF-8 text", cause=str(exc), hint="save it as UTF-8"
+        ) from None
     return parse(raw, path)
 
 
@@ -193,8 +211,14 @@ class _Reader:
     def fail(self, key: str, problem: str) -> ConfigError:
         return ConfigError(f"{self.path}: {self.where}.{key} {problem}")
 
-    def get(self, key: str, kind: type | tuple[type, ...], default: Any = None,
-            *, required: bool = False) -> Any:
+    def get(
+        self,
+        key: str,
+        kind: type | tuple[type, ...],
+        default: Any = None,
+        *,
+        required: bool = False,
+    ) -> Any:
         if key not in self.table:
             if required:
                 raise self.fail(key, "is required")
@@ -242,8 +266,14 @@ class _Reader:
 
 
 def _kind_name(kind: type | tuple[type, ...]) -> str:
-    names = {str: "a string", int: "an integer", float: "a number",
-             bool: "true or false", list: "a list", dict: "a table"}
+    names = {
+        str: "a string",
+        int: "an integer",
+        float: "a number",
+        bool: "true or false",
+        list: "a list",
+        dict: "a table",
+    }
     if isinstance(kind, tuple):
         return " or ".join(names.get(k, k.__name__) for k in kind)
     return names.get(kind, kind.__name__)
@@ -254,7 +284,9 @@ def parse_duration(text: str | int | float, reader: _Reader, key: str) -> float:
         return float(text)
     match = DURATION_RE.match(str(text).strip())
     if not match:
-        raise reader.fail(key, f"must be a duration such as '2d' or '12h', not {text!r}")
+        raise reader.fail(
+            key, f"must be a duration such as '2d' or '12h', not {text!r}"
+        )
     return int(match.group(1)) * DURATION_UNITS[match.group(2)]
 
 
@@ -280,8 +312,9 @@ def parse(raw: dict, path: Path | None) -> Settings:
     )
     alerts.done()
     top.done()
-    return Settings(path=path, state_url=state_url, targets=targets, sinks=sinks,
-                    quiet_period=quiet)
+    return Settings(
+        path=path, state_url=state_url, targets=targets, sinks=sinks, quiet_period=quiet
+    )
 
 
 def _parse_target(name: str, table: Any, path: Path | None) -> TargetConfig:
@@ -289,19 +322,26 @@ def _parse_target(name: str, table: Any, path: Path | None) -> TargetConfig:
     url = r.get("url", str, required=True)
     scheme = url.split(":", 1)[0].split("+", 1)[0]
     if scheme not in DIALECTS:
-        raise r.fail("url", f"has an unsupported database {scheme!r}; use "
-                     "postgresql+psycopg://, mysql+pymysql:// or sqlite:///")
+        raise r.fail(
+            "url",
+            f"has an unsupported database {scheme!r}; use "
+            "postgresql+psycopg://, mysql+pymysql:// or sqlite:///",
+        )
     try:
         make_url(url)
     except (ValueError, ArgumentError) as exc:
-        raise r.fail("url", f"is not a database URL ({exc}); write it as "
-                     "dialect+driver://user@host:port/database") from None
+        raise r.fail(
+            "url",
+            f"is not a database URL ({exc}); write it as "
+            "dialect+driver://user@host:port/database",
+        ) from None
     if scheme == "sqlite":
         url = _absolute_sqlite(url, path)
     retention = None
     if "retention" in r.table:
-        retention = _parse_retention(r.get("retention", dict), f"{r.where}.retention",
-                                     path)
+        retention = _parse_retention(
+            r.get("retention", dict), f"{r.where}.retention", path
+        )
     health = _parse_health(r.get("health", dict, {}), f"{r.where}.health", path)
     triggers = tuple(
         _parse_trigger(table, f"{r.where}.triggers[{i}]", path)
@@ -386,8 +426,11 @@ def _parse_trigger(table: Any, where: str, path: Path | None) -> TriggerConfig:
     r = _Reader(table, where, path)
     strategy = r.get("strategy", str, required=True)
     if not STRATEGY_RE.match(strategy):
-        raise r.fail("strategy", f"must be 'downgrade:N', 'downgrade:REV', "
-                     f"'restore:latest-verified' or 'notify', not {strategy!r}")
+        raise r.fail(
+            "strategy",
+            f"must be 'downgrade:N', 'downgrade:REV', "
+            f"'restore:latest-verified' or 'notify', not {strategy!r}",
+        )
     mode = r.get("mode", str, "suggest")
     if mode not in TRIGGER_MODES:
         raise r.fail("mode", f"must be one of {', '.join(TRIGGER_MODES)}, not {mode!r}")

@@ -54,8 +54,9 @@ class LockHeld(Refused):
             if stale
             else "wait for it to finish, or ask its owner"
         )
-        super().__init__(f"target {target!r} is locked", cause=f"held by {who}",
-                         hint=hint)
+        super().__init__(
+            f"target {target!r} is locked", cause=f"held by {who}", hint=hint
+        )
         self.target = target
         self.holder = holder
         self.stale = stale

@@ -100,8 +100,9 @@ class Bus:
             try:
                 subscriber(event)
             except Exception:
-                log.exception("event subscriber %r failed on %s", subscriber,
-                              event.kind)
+                log.exception(
+                    "event subscriber %r failed on %s", subscriber, event.kind
+                )
 
     def emit(self, kind: str, message: str, **fields: Any) -> Event:
         event = Event(kind=kind, message=message, **fields)

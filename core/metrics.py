@@ -19,8 +19,9 @@ def percentile(values: list[float], fraction: float) -> float | None:
     return ordered[rank - 1]
 
 
-def summary(journal: Journal, target: str | None = None,
-            since: datetime | None = None) -> dict[str, Any]:
+def summary(
+    journal: Journal, target: str | None = None, since: datetime | None = None
+) -> dict[str, Any]:
     """Operations by kind and outcome, success rate, mean and p95, last rollback."""
     entries = journal.operations(target, limit=0, since=since)
     by_kind: dict[str, Counter] = defaultdict(Counter)
@@ -67,16 +68,23 @@ def trigger_to_recovery(entries: list[dict[str, Any]]) -> dict[str, Any]:
         if not recovery or not recovery.get("recovered_at"):
             continue
         began = (entry.get("options") or {}).get("triggered_at") or entry["started_at"]
-        took = (datetime.fromisoformat(recovery["recovered_at"])
-                - datetime.fromisoformat(began)).total_seconds()
+        took = (
+            datetime.fromisoformat(recovery["recovered_at"])
+            - datetime.fromisoformat(began)
+        ).total_seconds()
         times.append(max(0.0, took))
-    return {"count": len(times), "mean": _mean(times),
-            "p95": percentile(times, 0.95), "last": times[0] if times else None}
+    return {
+        "count": len(times),
+        "mean": _mean(times),
+        "p95": percentile(times, 0.95),
+        "last": times[0] if times else None,
+    }
 
 
 def _is_rollback(kind: str) -> bool:
-    return kind.startswith(("rollback.", "backup.restore", "migration.downgrade",
-                            "transaction.undo"))
+    return kind.startswith(
+        ("rollback.", "backup.restore", "migration.downgrade", "transaction.undo")
+    )
 
 
 def _mean(values: list[float]) -> float | None:
@@ -84,6 +92,14 @@ def _mean(values: list[float]) -> float | None:
 
 
 def _brief(entry: dict[str, Any]) -> dict[str, Any]:
-    keys = ("id", "kind", "target", "status", "started_at", "finished_at", "duration",
-            "user")
+    keys = (
+        "id",
+        "kind",
+        "target",
+        "status",
+        "started_at",
+        "finished_at",
+        "duration",
+        "user",
+    )
     return {k: entry[k] for k in keys}

@@ -33,9 +33,16 @@ class Risk:
     step: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "message": self.message, "severity": self.severity,
-                "table": self.table, "column": self.column, "rows": self.rows,
-                "bytes": self.bytes, "step": self.step}
+        return {
+            "kind": self.kind,
+            "message": self.message,
+            "severity": self.severity,
+            "table": self.table,
+            "column": self.column,
+            "rows": self.rows,
+            "bytes": self.bytes,
+            "step": self.step,
+        }
 
 
 @dataclass
@@ -51,19 +58,33 @@ class Context:
     results: dict[str, Any] = field(default_factory=dict)
     step: str = ""
 
-    def progress(self, done: float, total: float | None = None,
-                 message: str = "", unit: str | None = None) -> None:
+    def progress(
+        self,
+        done: float,
+        total: float | None = None,
+        message: str = "",
+        unit: str | None = None,
+    ) -> None:
         """Report progress inside the current step (bytes, rows, revisions...)."""
-        self.bus.emit(STEP_PROGRESS, message or self.step, target=self.target.name,
-                      operation_id=self.operation_id,
-                      data={"step": self.step, "done": done, "total": total,
-                            "unit": unit})
+        self.bus.emit(
+            STEP_PROGRESS,
+            message or self.step,
+            target=self.target.name,
+            operation_id=self.operation_id,
+            data={"step": self.step, "done": done, "total": total, "unit": unit},
+        )
 
-    def log(self, message: str, severity: Severity = Severity.INFO,
-            **data: Any) -> None:
-        self.bus.emit("step.log", message, severity=severity,
-                      target=self.target.name, operation_id=self.operation_id,
-                      data={"step": self.step, **data})
+    def log(
+        self, message: str, severity: Severity = Severity.INFO, **data: Any
+    ) -> None:
+        self.bus.emit(
+            "step.log",
+            message,
+            severity=severity,
+            target=self.target.name,
+            operation_id=self.operation_id,
+            data={"step": self.step, **data},
+        )
 
     def cancelled(self) -> bool:
         return self.cancel.is_set()
@@ -85,10 +106,16 @@ class Step:
     detail: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "description": self.description, "sql": self.sql,
-                "not_previewable": self.not_previewable,
-                "destructive": self.destructive, "transactional": self.transactional,
-                "estimate": self.estimate, **self.detail}
+        return {
+            "name": self.name,
+            "description": self.description,
+            "sql": self.sql,
+            "not_previewable": self.not_previewable,
+            "destructive": self.destructive,
+            "transactional": self.transactional,
+            "estimate": self.estimate,
+            **self.detail,
+        }
 
 
 @dataclass
@@ -116,7 +143,8 @@ class Plan:
     @property
     def destructive(self) -> bool:
         return any(s.destructive for s in self.steps) or any(
-            r.severity == "critical" for r in self.risks)
+            r.severity == "critical" for r in self.risks
+        )
 
     @property
     def estimate(self) -> float | None:
@@ -134,13 +162,17 @@ class Plan:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "kind": self.kind, "target": self.target, "title": self.title,
+            "kind": self.kind,
+            "target": self.target,
+            "title": self.title,
             **self.summary,
             "steps": [s.to_dict() for s in self.steps],
             "risks": [r.to_dict() for r in self.risks],
             "postconditions": [p.description for p in self.postconditions],
-            "destructive": self.destructive, "transactional": self.transactional,
-            "safety_backup": (self.safety_backup.to_dict()
-                              if self.safety_backup else None),
+            "destructive": self.destructive,
+            "transactional": self.transactional,
+            "safety_backup": (
+                self.safety_backup.to_dict() if self.safety_backup else None
+            ),
             "estimate": self.estimate,
         }

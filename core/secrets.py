@@ -19,7 +19,7 @@ def register(secret: str | None) -> None:
     if not secret or len(secret) < 3:
         return
     rendered = URL.create("x", username="u", password=secret, host="h")
-    in_url = rendered.render_as_string(hide_password=False)[len("x://u:"):-len("@h")]
+    in_url = rendered.render_as_string(hide_password=False)[len("x://u:") : -len("@h")]
     forms = {secret, in_url, quote(secret, safe=""), quote_plus(secret)}
     with _lock:
         _secrets.update(forms)

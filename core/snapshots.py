@@ -39,10 +39,17 @@ class Snapshot:
     operation_id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "target": self.target, "dialect": self.dialect,
-                "at": self.at.isoformat(), "revision": self.revision,
-                "label": self.label, "operation_id": self.operation_id,
-                "tables": self.tables, "types": self.types}
+        return {
+            "id": self.id,
+            "target": self.target,
+            "dialect": self.dialect,
+            "at": self.at.isoformat(),
+            "revision": self.revision,
+            "label": self.label,
+            "operation_id": self.operation_id,
+            "tables": self.tables,
+            "types": self.types,
+        }
 
 
 @dataclass
@@ -59,8 +66,14 @@ class SchemaDiff:
 
     @property
     def schema_changed(self) -> bool:
-        return bool(self.tables_added or self.tables_removed or self.tables_changed
-                    or self.types_added or self.types_removed or self.types_changed)
+        return bool(
+            self.tables_added
+            or self.tables_removed
+            or self.tables_changed
+            or self.types_added
+            or self.types_removed
+            or self.types_changed
+        )
 
     @property
     def empty(self) -> bool:
@@ -79,26 +92,33 @@ class SchemaDiff:
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        return {"schema_changed": self.schema_changed,
-                "tables_added": self.tables_added,
-                "tables_removed": self.tables_removed,
-                "tables_changed": self.tables_changed,
-                "types_added": self.types_added, "types_removed": self.types_removed,
-                "types_changed": self.types_changed, "rows": self.rows,
-                "changes": self.lines()}
+        return {
+            "schema_changed": self.schema_changed,
+            "tables_added": self.tables_added,
+            "tables_removed": self.tables_removed,
+            "tables_changed": self.tables_changed,
+            "types_added": self.types_added,
+            "types_removed": self.types_removed,
+            "types_changed": self.types_changed,
+            "rows": self.rows,
+            "changes": self.lines(),
+        }
 
 
-def take(target: Target, *, counts: bool = True, engine: Engine | None = None
-         ) -> Snapshot:
+def take(
+    target: Target, *, counts: bool = True, engine: Engine | None = None
+) -> Snapshot:
     """The live schema of the target's default schema."""
     engine = engine or target.engine()
     try:
         with engine.connect() as conn:
             return _take(conn, target, counts)
     except sa.exc.OperationalError as exc:
-        raise DbrError(f"cannot read the schema of {target.name!r}",
-                       cause=str(exc.orig or exc).strip().splitlines()[0],
-                       hint="check that the database is up") from None
+        raise DbrError(
+            f"cannot read the schema of {target.name!r}",
+            cause=str(exc.orig or exc).strip().splitlines()[0],
+            hint="check that the database is up",
+        ) from None
 
 
 def _take(conn: Connection, target: Target, counts: bool) -> Snapshot:
@@ -119,46 +139,65 @@ def _take(conn: Connection, target: Target, counts: bool) -> Snapshot:
         tables[name]["rows"] = rows
     types: dict[str, Any] = {}
     if target.dialect == "postgresql":
-        types = {f"enum {e['name']}": list(e["labels"])
-                 for e in inspector.get_enums()}
-        types.update({f"sequence {s}": None
-                      for s in inspector.get_sequence_names()})
+        types = {f"enum {e['name']}": list(e["labels"]) for e in inspector.get_enums()}
+        types.update({f"sequence {s}": None for s in inspector.get_sequence_names()})
     revision = None
     if VERSION_TABLE in tables:
-        revision = sorted(conn.execute(sa.text(
-            f"select version_num from {VERSION_TABLE}")).scalars())
+        revision = sorted(
+            conn.execute(sa.text(f"select version_num from {VERSION_TABLE}")).scalars()
+        )
     conn.rollback()
-    return Snapshot(target=target.name, dialect=target.dialect, at=utcnow(),
-                    revision=revision, tables=tables, types=types)
+    return Snapshot(
+        target=target.name,
+        dialect=target.dialect,
+        at=utcnow(),
+        revision=revision,
+        tables=tables,
+        types=types,
+    )
 
 
 def _table(inspector: sa.Inspector, name: str) -> dict[str, Any]:
     columns = {
-        c["name"]: {"type": str(c["type"]), "nullable": bool(c["nullable"]),
-                    "default": None if c.get("default") is None else str(c["default"])}
+        c["name"]: {
+            "type": str(c["type"]),
+            "nullable": bool(c["nullable"]),
+            "default": None if c.get("default") is None else str(c["default"]),
+        }
         for c in inspector.get_columns(name)
     }
     pk = inspector.get_pk_constraint(name).get("constrained_columns") or []
     fks = sorted(
         f"({', '.join(fk['constrained_columns'])}) -> {fk['referred_table']}"
         f"({', '.join(fk['referred_columns'])})"
-        for fk in inspector.get_foreign_keys(name))
+        for fk in inspector.get_foreign_keys(name)
+    )
     indexes = sorted(
         f"{ix['name']} ({', '.join(str(c) for c in ix['column_names'])})"
         + (" unique" if ix.get("unique") else "")
-        for ix in inspector.get_indexes(name))
-    uniques = sorted(f"({', '.join(u['column_names'])})"
-                     for u in inspector.get_unique_constraints(name))
+        for ix in inspector.get_indexes(name)
+    )
+    uniques = sorted(
+        f"({', '.join(u['column_names'])})"
+        for u in inspector.get_unique_constraints(name)
+    )
     try:
         checks = sorted(c["sqltext"] for c in inspector.get_check_constraints(name))
     except NotImplementedError:
         checks = []
-    return {"columns": columns, "primary_key": list(pk), "foreign_keys": fks,
-            "indexes": indexes, "unique": uniques, "checks": checks}
+    return {
+        "columns": columns,
+        "primary_key": list(pk),
+        "foreign_keys": fks,
+        "indexes": indexes,
+        "unique": uniques,
+        "checks": checks,
+    }
 
 
-def count_rows(conn: Connection, dialect: str, table: str,
-               column: str | None = None) -> int | None:
+def count_rows(
+    conn: Connection, dialect: str, table: str, column: str | None = None
+) -> int | None:
     """count(*) (or non-null values of column), None when it takes too long."""
     preparer = conn.dialect.identifier_preparer
     what = f"count({preparer.quote(column)})" if column else "count(*)"
@@ -167,7 +206,8 @@ def count_rows(conn: Connection, dialect: str, table: str,
         if dialect == "postgresql":
             with conn.begin_nested():
                 conn.exec_driver_sql(
-                    f"set local statement_timeout = {COUNT_TIMEOUT_MS}")
+                    f"set local statement_timeout = {COUNT_TIMEOUT_MS}"
+                )
                 return int(conn.exec_driver_sql(query).scalar_one())
         if dialect == "mysql" and getattr(conn.dialect, "is_mariadb", False):
             seconds = COUNT_TIMEOUT_MS / 1000
@@ -182,14 +222,20 @@ def estimate_rows(conn: Connection, dialect: str, table: str) -> int | None:
     """The planner statistics' row count, for a table too big to count in time."""
     try:
         if dialect == "postgresql":
-            value = conn.execute(sa.text(
-                "select reltuples from pg_class where oid = cast(:t as regclass)"),
-                {"t": table}).scalar()
+            value = conn.execute(
+                sa.text(
+                    "select reltuples from pg_class where oid = cast(:t as regclass)"
+                ),
+                {"t": table},
+            ).scalar()
         elif dialect == "mysql":
-            value = conn.execute(sa.text(
-                "select table_rows from information_schema.tables "
-                "where table_schema = database() and table_name = :t"),
-                {"t": table}).scalar()
+            value = conn.execute(
+                sa.text(
+                    "select table_rows from information_schema.tables "
+                    "where table_schema = database() and table_name = :t"
+                ),
+                {"t": table},
+            ).scalar()
         else:
             return None
     except sa.exc.DBAPIError:
@@ -202,22 +248,33 @@ def table_bytes(conn: Connection, dialect: str, table: str) -> int | None:
     """On-disk size of a table with its indexes, when the server says."""
     try:
         if dialect == "postgresql":
-            return conn.execute(sa.text("select pg_total_relation_size(cast(:t as "
-                                        "regclass))"), {"t": table}).scalar()
+            return conn.execute(
+                sa.text("select pg_total_relation_size(cast(:t as regclass))"),
+                {"t": table},
+            ).scalar()
         if dialect == "mysql":
-            return conn.execute(sa.text(
-                "select data_length + index_length from information_schema.tables "
-                "where table_schema = database() and table_name = :t"),
-                {"t": table}).scalar()
-        return conn.execute(sa.text("select sum(pgsize) from dbstat where name = :t"),
-                            {"t": table}).scalar()
+            return conn.execute(
+                sa.text(
+                    "select data_length + index_length from information_schema.tables "
+                    "where table_schema = database() and table_name = :t"
+                ),
+                {"t": table},
+            ).scalar()
+        return conn.execute(
+            sa.text("select sum(pgsize) from dbstat where name = :t"), {"t": table}
+        ).scalar()
     except sa.exc.DBAPIError:
         conn.rollback()
         return None  # dbstat is not compiled into every SQLite
 
 
-def diff(before: Snapshot, after: Snapshot, *, rows: bool = True,
-         ignore: tuple[str, ...] = ()) -> SchemaDiff:
+def diff(
+    before: Snapshot,
+    after: Snapshot,
+    *,
+    rows: bool = True,
+    ignore: tuple[str, ...] = (),
+) -> SchemaDiff:
     result = SchemaDiff()
     a = {k: v for k, v in before.tables.items() if k not in ignore}
     b = {k: v for k, v in after.tables.items() if k not in ignore}
@@ -231,8 +288,11 @@ def diff(before: Snapshot, after: Snapshot, *, rows: bool = True,
             result.rows[name] = [a[name].get("rows"), b[name].get("rows")]
     result.types_added = sorted(set(after.types) - set(before.types))
     result.types_removed = sorted(set(before.types) - set(after.types))
-    result.types_changed = sorted(t for t in set(before.types) & set(after.types)
-                                  if before.types[t] != after.types[t])
+    result.types_changed = sorted(
+        t
+        for t in set(before.types) & set(after.types)
+        if before.types[t] != after.types[t]
+    )
     return result
 
 
@@ -244,28 +304,52 @@ def _table_changes(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
     for column in (c for c in cols_a if c in cols_b):
         for key in ("type", "nullable", "default"):
             if cols_a[column][key] != cols_b[column][key]:
-                changes.append(f"column {column} {key} {cols_a[column][key]} -> "
-                               f"{cols_b[column][key]}")
+                changes.append(
+                    f"column {column} {key} {cols_a[column][key]} -> "
+                    f"{cols_b[column][key]}"
+                )
     if a["primary_key"] != b["primary_key"]:
         changes.append(f"primary key {a['primary_key']} -> {b['primary_key']}")
-    for key, word in (("foreign_keys", "foreign key"), ("indexes", "index"),
-                      ("unique", "unique constraint"), ("checks", "check")):
+    for key, word in (
+        ("foreign_keys", "foreign key"),
+        ("indexes", "index"),
+        ("unique", "unique constraint"),
+        ("checks", "check"),
+    ):
         changes += [f"{word} {x} added" for x in b[key] if x not in a[key]]
         changes += [f"{word} {x} removed" for x in a[key] if x not in b[key]]
     return changes
 
 
-def record(store: Store, snapshot: Snapshot, *, label: str | None = None,
-           operation_id: str | None = None) -> int:
+def record(
+    store: Store,
+    snapshot: Snapshot,
+    *,
+    label: str | None = None,
+    operation_id: str | None = None,
+) -> int:
     """Keep a snapshot in the state store; returns its id."""
     with store.engine.begin() as conn:
-        snapshot_id = conn.execute(schema_snapshots.insert().values(
-            target=snapshot.target, operation_id=operation_id, label=label,
-            at=snapshot.at, revision=",".join(snapshot.revision or []) or None,
-            schema={"dialect": snapshot.dialect, "tables": snapshot.tables,
-                    "types": snapshot.types, "revision": snapshot.revision},
-        )).inserted_primary_key[0]
-    snapshot.id, snapshot.label, snapshot.operation_id = snapshot_id, label, operation_id
+        snapshot_id = conn.execute(
+            schema_snapshots.insert().values(
+                target=snapshot.target,
+                operation_id=operation_id,
+                label=label,
+                at=snapshot.at,
+                revision=",".join(snapshot.revision or []) or None,
+                schema={
+                    "dialect": snapshot.dialect,
+                    "tables": snapshot.tables,
+                    "types": snapshot.types,
+                    "revision": snapshot.revision,
+                },
+            )
+        ).inserted_primary_key[0]
+    snapshot.id, snapshot.label, snapshot.operation_id = (
+        snapshot_id,
+        label,
+        operation_id,
+    )
     return snapshot_id
 
 
@@ -274,24 +358,35 @@ def load(store: Store, snapshot_id: int, target: str | None = None) -> Snapshot:
     with store.engine.connect() as conn:
         row = conn.execute(query).mappings().first()
     if row is None or (target is not None and row["target"] != target):
-        raise DbrError(f"no schema snapshot {snapshot_id}"
-                       + (f" of {target!r}" if target else ""),
-                       hint="list them with `dbr migrations diff TARGET --list`")
+        raise DbrError(
+            f"no schema snapshot {snapshot_id}" + (f" of {target!r}" if target else ""),
+            hint="list them with `dbr migrations diff TARGET --list`",
+        )
     return _from_row(row)
 
 
 def snapshots(store: Store, target: str, *, limit: int = 20) -> list[Snapshot]:
     """The target's snapshots, newest first."""
-    query = (sa.select(schema_snapshots).where(schema_snapshots.c.target == target)
-             .order_by(schema_snapshots.c.id.desc()).limit(limit))
+    query = (
+        sa.select(schema_snapshots)
+        .where(schema_snapshots.c.target == target)
+        .order_by(schema_snapshots.c.id.desc())
+        .limit(limit)
+    )
     with store.engine.connect() as conn:
         return [_from_row(row) for row in conn.execute(query).mappings()]
 
 
 def _from_row(row: Any) -> Snapshot:
     schema = row["schema"]
-    return Snapshot(target=row["target"], dialect=schema.get("dialect", ""),
-                    at=row["at"], revision=schema.get("revision"),
-                    tables=schema.get("tables", {}), types=schema.get("types", {}),
-                    id=row["id"], label=row["label"],
-                    operation_id=row["operation_id"])
+    return Snapshot(
+        target=row["target"],
+        dialect=schema.get("dialect", ""),
+        at=row["at"],
+        revision=schema.get("revision"),
+        tables=schema.get("tables", {}),
+        types=schema.get("types", {}),
+        id=row["id"],
+        label=row["label"],
+        operation_id=row["operation_id"],
+    )

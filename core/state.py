@@ -45,7 +45,8 @@ ID = sa.String(40)
 JSON = sa.JSON().with_variant(sa.JSON(), "postgresql")
 
 operations = sa.Table(
-    "operations", metadata,
+    "operations",
+    metadata,
     sa.Column("id", ID, primary_key=True),
     sa.Column("kind", sa.String(64), nullable=False),
     sa.Column("target", sa.String(128), nullable=False, index=True),
@@ -66,7 +67,8 @@ operations = sa.Table(
 )
 
 steps = sa.Table(
-    "steps", metadata,
+    "steps",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("operation_id", ID, nullable=False, index=True),
     sa.Column("position", sa.Integer, nullable=False),
@@ -81,7 +83,8 @@ steps = sa.Table(
 )
 
 events = sa.Table(
-    "events", metadata,
+    "events",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("at", UTCDateTime, nullable=False, index=True),
     sa.Column("kind", sa.String(64), nullable=False),
@@ -93,7 +96,8 @@ events = sa.Table(
 )
 
 locks = sa.Table(
-    "locks", metadata,
+    "locks",
+    metadata,
     sa.Column("target", sa.String(128), primary_key=True),
     sa.Column("operation_id", ID, nullable=False),
     sa.Column("kind", sa.String(64)),
@@ -105,7 +109,8 @@ locks = sa.Table(
 )
 
 backups = sa.Table(
-    "backups", metadata,
+    "backups",
+    metadata,
     sa.Column("id", ID, primary_key=True),
     sa.Column("target", sa.String(128), nullable=False, index=True),
     sa.Column("dialect", sa.String(16), nullable=False),
@@ -129,7 +134,8 @@ backups = sa.Table(
 )
 
 health_samples = sa.Table(
-    "health_samples", metadata,
+    "health_samples",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("target", sa.String(128), nullable=False),
     sa.Column("at", UTCDateTime, nullable=False),
@@ -142,7 +148,8 @@ health_samples = sa.Table(
 )
 
 schema_snapshots = sa.Table(
-    "schema_snapshots", metadata,
+    "schema_snapshots",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("target", sa.String(128), nullable=False, index=True),
     sa.Column("operation_id", ID),
@@ -201,8 +208,10 @@ def _make_engine(url: str) -> Engine:
         if str(path) != ":memory:" and not path.parent.is_dir():
             if path.parent != state_dir():
                 # A typo in [state] url must not start an empty journal elsewhere.
-                raise DbrError(f"the state store's folder {path.parent} does not exist",
-                               hint="fix [state] url in dbr.toml, or create the folder")
+                raise DbrError(
+                    f"the state store's folder {path.parent} does not exist",
+                    hint="fix [state] url in dbr.toml, or create the folder",
+                )
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         engine = sa.create_engine(url, connect_args={"timeout": 30})
 
@@ -228,8 +237,9 @@ def upgrade(engine: Engine) -> None:
     from alembic.script import ScriptDirectory
 
     config = Config()
-    config.set_main_option("script_location",
-                           str(Path(__file__).parent / "state_migrations"))
+    config.set_main_option(
+        "script_location", str(Path(__file__).parent / "state_migrations")
+    )
     script = ScriptDirectory.from_config(config)
     with engine.begin() as conn:
         current = set(MigrationContext.configure(conn).get_current_heads())

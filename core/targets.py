@@ -38,9 +38,10 @@ class Target:
         """A target that is not in dbr.toml, such as a scratch or --into database."""
         scheme = url.split(":", 1)[0].split("+", 1)[0]
         if scheme not in DIALECTS:
-            raise ConfigError(f"unsupported database URL {secrets.display_url(url)}",
-                              hint="use postgresql+psycopg://, mysql+pymysql:// "
-                              "or sqlite:///")
+            raise ConfigError(
+                f"unsupported database URL {secrets.display_url(url)}",
+                hint="use postgresql+psycopg://, mysql+pymysql:// or sqlite:///",
+            )
         return cls(TargetConfig(name=name, url=url))
 
     @property
@@ -124,9 +125,13 @@ class Target:
         url = self.url
         env = dict(os.environ)
         if self.dialect == "postgresql":
-            for var, value in (("PGHOST", url.host), ("PGPORT", url.port),
-                               ("PGUSER", url.username), ("PGDATABASE", url.database),
-                               ("PGPASSWORD", url.password)):
+            for var, value in (
+                ("PGHOST", url.host),
+                ("PGPORT", url.port),
+                ("PGUSER", url.username),
+                ("PGDATABASE", url.database),
+                ("PGPASSWORD", url.password),
+            ):
                 if value is not None:
                     env[var] = str(value)
             env.setdefault("PGCONNECT_TIMEOUT", str(CONNECT_TIMEOUT))
@@ -135,8 +140,12 @@ class Target:
         if self.dialect != "mysql":
             raise DbrError(f"target {self.name!r} ({self.dialect}) has no client tool")
         lines = ["[client]"]
-        for key, value in (("host", url.host), ("port", url.port),
-                           ("user", url.username), ("password", url.password)):
+        for key, value in (
+            ("host", url.host),
+            ("port", url.port),
+            ("user", url.username),
+            ("password", url.password),
+        ):
             if value is not None:
                 lines.append(f"{key}={_option_value(str(value))}")
         fd, path = tempfile.mkstemp(prefix="dbr-", suffix=".cnf")
@@ -155,8 +164,7 @@ def make_engine(url: URL | str, dialect: str | None = None) -> Engine:
     dialect = dialect or DIALECTS[url.get_backend_name()]
     connect_args: dict = {}
     if dialect == "postgresql":
-        connect_args = {"connect_timeout": CONNECT_TIMEOUT,
-                        "application_name": "dbr"}
+        connect_args = {"connect_timeout": CONNECT_TIMEOUT, "application_name": "dbr"}
     elif dialect == "mysql":
         connect_args = {"connect_timeout": CONNECT_TIMEOUT, "charset": "utf8mb4"}
         my_cnf = Path.home() / ".my.cnf"

@@ -13,9 +13,16 @@ from typing import Any
 Row = dict[str, Any]
 
 
-def build(target: str, since: datetime, until: datetime, *,
-          operations: Sequence[Row] = (), events: Sequence[Row] = (),
-          samples: Sequence[Row] = (), generated: datetime | None = None) -> str:
+def build(
+    target: str,
+    since: datetime,
+    until: datetime,
+    *,
+    operations: Sequence[Row] = (),
+    events: Sequence[Row] = (),
+    samples: Sequence[Row] = (),
+    generated: datetime | None = None,
+) -> str:
     """Markdown for one target's window: summary, timeline, each operation's steps.
 
     operations: journal operations (with "steps" when known); events: journal
@@ -23,15 +30,29 @@ def build(target: str, since: datetime, until: datetime, *,
     Rows outside [since, until] are left out.
     """
     inside = _window(since, until)
-    operations = sorted((o for o in operations if inside(o["started_at"])),
-                        key=lambda o: _at(o["started_at"]))
+    operations = sorted(
+        (o for o in operations if inside(o["started_at"])),
+        key=lambda o: _at(o["started_at"]),
+    )
     events = sorted((e for e in events if inside(e["at"])), key=lambda e: _at(e["at"]))
-    samples = sorted((s for s in samples if inside(s["at"])), key=lambda s: _at(s["at"]))
-    lines = [f"# Incident timeline: {target}", "",
-             f"Window: {_stamp(since)} to {_stamp(until)} (UTC)  ",
-             f"Generated: {_stamp(generated or datetime.now(UTC))} by dbr", ""]
+    samples = sorted(
+        (s for s in samples if inside(s["at"])), key=lambda s: _at(s["at"])
+    )
+    lines = [
+        f"# Incident timeline: {target}",
+        "",
+        f"Window: {_stamp(since)} to {_stamp(until)} (UTC)  ",
+        f"Generated: {_stamp(generated or datetime.now(UTC))} by dbr",
+        "",
+    ]
     lines += _summary(operations, events, samples)
-    lines += ["", "## Timeline", "", "| time (UTC) | severity | what |", "|---|---|---|"]
+    lines += [
+        "",
+        "## Timeline",
+        "",
+        "| time (UTC) | severity | what |",
+        "|---|---|---|",
+    ]
     entries = [(_at(e["at"]), e.get("severity", "info"), e["message"]) for e in events]
     entries += [(at, severity, text) for at, severity, text in _health_changes(samples)]
     if not entries:
@@ -45,8 +66,9 @@ def build(target: str, since: datetime, until: datetime, *,
     return "\n".join(lines) + "\n"
 
 
-def _summary(operations: Sequence[Row], events: Sequence[Row],
-             samples: Sequence[Row]) -> list[str]:
+def _summary(
+    operations: Sequence[Row], events: Sequence[Row], samples: Sequence[Row]
+) -> list[str]:
     lines = ["## Summary", ""]
     if operations:
         outcomes: dict[str, int] = {}
@@ -60,16 +82,20 @@ def _summary(operations: Sequence[Row], events: Sequence[Row],
     for event in events:
         if event.get("severity") in severities:
             severities[event["severity"]] += 1
-    lines.append(f"- Alerts: {severities['critical']} critical, "
-                 f"{severities['warning']} warning, {len(events)} events in all")
+    lines.append(
+        f"- Alerts: {severities['critical']} critical, "
+        f"{severities['warning']} warning, {len(events)} events in all"
+    )
     scored = [s for s in samples if s.get("conclusive") and s.get("score") is not None]
     if scored:
         low = min(scored, key=lambda s: s["score"])
         last = scored[-1]
-        lines.append(f"- Health: lowest score {low['score']:.0f}% at "
-                     f"{_at(low['at']):%H:%M:%S} (threshold {low['threshold']:g}); "
-                     f"last {last['score']:.0f}% at {_at(last['at']):%H:%M:%S}, "
-                     f"{'healthy' if _healthy(last) else 'UNHEALTHY'}")
+        lines.append(
+            f"- Health: lowest score {low['score']:.0f}% at "
+            f"{_at(low['at']):%H:%M:%S} (threshold {low['threshold']:g}); "
+            f"last {last['score']:.0f}% at {_at(last['at']):%H:%M:%S}, "
+            f"{'healthy' if _healthy(last) else 'UNHEALTHY'}"
+        )
     else:
         lines.append("- Health: no conclusive sample in this window")
     return lines
@@ -88,22 +114,31 @@ def _health_changes(samples: Sequence[Row]) -> list[tuple[datetime, str, str]]:
             severity = "info" if healthy else "warning"
             if previous is None:
                 words = "healthy" if healthy else "UNHEALTHY"
-            changes.append((_at(sample["at"]), severity,
-                            (f"health {words}: score {sample['score']:.0f}% "
-                             f"(threshold {sample['threshold']:g})")))
+            changes.append(
+                (
+                    _at(sample["at"]),
+                    severity,
+                    (
+                        f"health {words}: score {sample['score']:.0f}% "
+                        f"(threshold {sample['threshold']:g})"
+                    ),
+                )
+            )
             previous = healthy
     return changes
 
 
 def _operation(operation: Row) -> list[str]:
     took = operation.get("duration")
-    lines = [f"### {operation['title']} ({operation['id']}): {operation['status']}", "",
-             f"- kind: {operation['kind']}",
-             f"- by: {operation.get('user')}@{operation.get('host')}"
-             + (f" from {operation['ssh_client']}" if operation.get("ssh_client")
-                else ""),
-             f"- started: {_stamp(_at(operation['started_at']))}"
-             + (f", took {took:.1f} s" if took is not None else "")]
+    lines = [
+        f"### {operation['title']} ({operation['id']}): {operation['status']}",
+        "",
+        f"- kind: {operation['kind']}",
+        f"- by: {operation.get('user')}@{operation.get('host')}"
+        + (f" from {operation['ssh_client']}" if operation.get("ssh_client") else ""),
+        f"- started: {_stamp(_at(operation['started_at']))}"
+        + (f", took {took:.1f} s" if took is not None else ""),
+    ]
     if operation.get("error"):
         lines.append(f"- error: {operation['error']}")
     options = operation.get("options") or {}
@@ -111,13 +146,17 @@ def _operation(operation: Row) -> list[str]:
         lines.append("- the safety backup was declined by the operator")
     for number, step in enumerate(operation.get("steps") or [], start=1):
         took = step.get("duration")
-        lines.append(f"  {number}. {step['name']}: {step['status']}"
-                     + (f" ({took:.1f} s)" if took is not None else "")
-                     + (f", {step['error']}" if step.get("error") else ""))
+        lines.append(
+            f"  {number}. {step['name']}: {step['status']}"
+            + (f" ({took:.1f} s)" if took is not None else "")
+            + (f", {step['error']}" if step.get("error") else "")
+        )
     result = operation.get("result") or {}
     for check in result.get("postconditions") or []:
-        lines.append(f"- check {'passed' if check.get('ok') else 'FAILED'}: "
-                     f"{check.get('check')} ({check.get('detail')})")
+        lines.append(
+            f"- check {'passed' if check.get('ok') else 'FAILED'}: "
+            f"{check.get('check')} ({check.get('detail')})"
+        )
     return lines
 
 

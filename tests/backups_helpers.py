@@ -15,12 +15,20 @@ from core.workspace import Workspace
 from tests.conftest import sample
 
 
-def workspace(tmp_path: Path, url: str, name: str = "db", retention: str = "",
-              backup_dir: Path | None = None, **extra: str) -> Workspace:
+def workspace(
+    tmp_path: Path,
+    url: str,
+    name: str = "db",
+    retention: str = "",
+    backup_dir: Path | None = None,
+    **extra: str,
+) -> Workspace:
     """A dbr.toml with one target whose backups go under tmp_path."""
     lines = [
-        "[state]", f'url = "sqlite:///{tmp_path / "state.db"}"',
-        f"[targets.{name}]", f'url = "{url}"',
+        "[state]",
+        f'url = "sqlite:///{tmp_path / "state.db"}"',
+        f"[targets.{name}]",
+        f'url = "{url}"',
         f'backup_dir = "{backup_dir or tmp_path / "backups" / name}"',
     ]
     lines += [f'{key} = "{value}"' for key, value in extra.items()]
@@ -36,24 +44,53 @@ def load_pagila(pg_url: str) -> None:
     url = sa.engine.make_url(pg_url)
     for part in ("pagila-schema.sql", "pagila-data.sql"):
         subprocess.run(
-            ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", url.host or "",
-             "-p", str(url.port or 5432), "-U", url.username or "postgres",
-             "-d", url.database or "", "-f", str(sample(f"pagila/{part}"))],
-            check=True, capture_output=True)
+            [
+                "psql",
+                "-X",
+                "-q",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                url.host or "",
+                "-p",
+                str(url.port or 5432),
+                "-U",
+                url.username or "postgres",
+                "-d",
+                url.database or "",
+                "-f",
+                str(sample(f"pagila/{part}")),
+            ],
+            check=True,
+            capture_output=True,
+        )
 
 
 def load_sakila(mysql_url: str) -> None:
     """Sakila into the fresh database (its script names `sakila`: renamed here)."""
     url = sa.engine.make_url(mysql_url)
     text = sample("sakila-mysql/sakila-mysql-dump.sql").read_text(
-        encoding="utf-8", errors="strict")
+        encoding="utf-8", errors="strict"
+    )
     text = text.replace("create schema sakila;", "", 1).replace(
-        "use sakila;", f"use `{url.database}`;", 1)
+        "use sakila;", f"use `{url.database}`;", 1
+    )
     assert f"use `{url.database}`;" in text, "the Sakila script changed shape"
     subprocess.run(
-        ["mariadb", "-h", url.host or "", "-P", str(url.port or 3306),
-         "-u", url.username or "root", url.database or ""],
-        input=text.encode(), check=True, capture_output=True)
+        [
+            "mariadb",
+            "-h",
+            url.host or "",
+            "-P",
+            str(url.port or 3306),
+            "-u",
+            url.username or "root",
+            url.database or "",
+        ],
+        input=text.encode(),
+        check=True,
+        capture_output=True,
+    )
 
 
 def load_chinook_sqlite(sqlite_url: str) -> Path:
@@ -72,7 +109,9 @@ def state_of(target: Target) -> dict:
     """Row counts and object counts, as an operator would compare them."""
     target.dispose()
     with target.engine().connect() as conn:
-        state = {"tables": inspect.row_counts(conn, target.dialect),
-                 "objects": inspect.object_counts(conn, target.dialect)}
+        state = {
+            "tables": inspect.row_counts(conn, target.dialect),
+            "objects": inspect.object_counts(conn, target.dialect),
+        }
     target.dispose()
     return state

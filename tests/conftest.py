@@ -18,18 +18,25 @@ import sqlalchemy as sa
 from core.config import TargetConfig
 from core.targets import Target, make_engine
 
-PG_ADMIN = os.environ.get("DBR_TEST_PG_URL",
-                          "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-MYSQL_ADMIN = os.environ.get("DBR_TEST_MYSQL_URL",
-                             "mysql+pymysql://root@127.0.0.1:3306/mysql")
+PG_ADMIN = os.environ.get(
+    "DBR_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+MYSQL_ADMIN = os.environ.get(
+    "DBR_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/mysql"
+)
 
 
 def _find_sample_data() -> Path:
-    """Pagila, Chinook, Sakila: $DBR_SAMPLE_DATA, else ../shared/data beside the repo."""
-    candidates = [Path(os.environ["DBR_SAMPLE_DATA"])] if os.environ.get(
-        "DBR_SAMPLE_DATA") else []
-    candidates += [Path(__file__).resolve().parents[2] / "shared" / "data",
-                   Path("/work/shared/data")]
+    """Sample databases: $DBR_SAMPLE_DATA, else ../shared/data beside the repo."""
+    candidates = (
+        [Path(os.environ["DBR_SAMPLE_DATA"])]
+        if os.environ.get("DBR_SAMPLE_DATA")
+        else []
+    )
+    candidates += [
+        Path(__file__).resolve().parents[2] / "shared" / "data",
+        Path("/work/shared/data"),
+    ]
     for candidate in candidates:
         if (candidate / "pagila").is_dir():
             return candidate
@@ -43,10 +50,14 @@ def sample(relative: str) -> Path:
     """A sample-data file; its tests skip, loudly, on a machine without it."""
     path = SHARED_DATA / relative
     if not path.is_file():
-        pytest.skip(f"SKIPPING: sample data {relative} is not under {SHARED_DATA}; "
-                    "set DBR_SAMPLE_DATA to the folder holding pagila/, chinook/ "
-                    "and sakila-mysql/")
+        pytest.skip(
+            f"SKIPPING: sample data {relative} is not under {SHARED_DATA}; "
+            "set DBR_SAMPLE_DATA to the folder holding pagila/, chinook/ "
+            "and sakila-mysql/"
+        )
     return path
+
+
 _reachable: dict[str, str | None] = {}
 
 
@@ -101,8 +112,11 @@ def mysql_url() -> Iterator[str]:
     name = unique_name()
     admin = make_engine(MYSQL_ADMIN)
     with admin.begin() as conn:
-        conn.execute(sa.text(
-            f"create database `{name}` character set utf8mb4 collate utf8mb4_unicode_ci"))
+        conn.execute(
+            sa.text(
+                f"create database `{name}` character set utf8mb4 collate utf8mb4_unicode_ci"
+            )
+        )
     url = sa.engine.make_url(MYSQL_ADMIN).set(database=name)
     yield url.render_as_string(hide_password=False)
     with admin.begin() as conn:
@@ -133,7 +147,8 @@ def state_url(tmp_path: Path) -> str:
 
 
 @pytest.fixture(autouse=True)
-def _private_cache(tmp_path_factory: pytest.TempPathFactory,
-                   monkeypatch: pytest.MonkeyPatch) -> None:
+def _private_cache(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """dbr's caches (revision analyses) go to a test folder, not the user's."""
     monkeypatch.setenv("DBR_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))

@@ -26,18 +26,33 @@ def count_orders_plan(target: str, *, fail: bool = False) -> Plan:
             raise RuntimeError("the order count does not add up")
         return {"orders": rows}
 
-    return Plan(kind="check.orders", target=target, title="count the orders",
-                steps=[Step("count orders", "count the rows of orders", count,
-                            sql="select count(*) from orders")])
+    return Plan(
+        kind="check.orders",
+        target=target,
+        title="count the orders",
+        steps=[
+            Step(
+                "count orders",
+                "count the rows of orders",
+                count,
+                sql="select count(*) from orders",
+            )
+        ],
+    )
 
 
 def run_plan(ws: Workspace, plan: Plan) -> Outcome:
     return ws.executor.run(plan, ws.target(plan.target), confirmed=True)
 
 
-def warn(ws: Workspace, target: str, message: str,
-         severity: Severity = Severity.WARNING, kind: str = "health.degraded",
-         **data: Any) -> None:
+def warn(
+    ws: Workspace,
+    target: str,
+    message: str,
+    severity: Severity = Severity.WARNING,
+    kind: str = "health.degraded",
+    **data: Any,
+) -> None:
     ws.bus.emit(kind, message, severity=severity, target=target, data=data)
 
 

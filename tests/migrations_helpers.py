@@ -14,7 +14,7 @@ from alembic.config import Config
 from core.config import TargetConfig
 from core.targets import Target
 
-ENV_USES_CONNECTION = '''
+ENV_USES_CONNECTION = """
 from logging.config import fileConfig
 from alembic import context
 from sqlalchemy import engine_from_config, pool
@@ -48,10 +48,10 @@ def online():
 
 
 offline() if context.is_offline_mode() else online()
-'''
+"""
 
 # The stock `alembic init` shape: it ignores attributes and opens its own engine.
-ENV_OWN_ENGINE = '''
+ENV_OWN_ENGINE = """
 from logging.config import fileConfig
 from alembic import context
 from sqlalchemy import engine_from_config, pool
@@ -72,7 +72,7 @@ else:
         context.configure(connection=connection)
         with context.begin_transaction():
             context.run_migrations()
-'''
+"""
 
 INI = """
 [alembic]
@@ -123,13 +123,22 @@ class Rev:
     extra: list[str] = field(default_factory=list)
 
 
-def write_project(folder: Path, revisions: list[Rev], *, url: str = "sqlite://",
-                  own_engine: bool = False, batch: bool = False) -> Path:
+def write_project(
+    folder: Path,
+    revisions: list[Rev],
+    *,
+    url: str = "sqlite://",
+    own_engine: bool = False,
+    batch: bool = False,
+) -> Path:
     """An Alembic project; returns the path of its alembic.ini."""
     versions = folder / "migrations" / "versions"
     versions.mkdir(parents=True)
-    env = ENV_OWN_ENGINE.format() if own_engine else ENV_USES_CONNECTION.format(
-        batch=batch)
+    env = (
+        ENV_OWN_ENGINE.format()
+        if own_engine
+        else ENV_USES_CONNECTION.format(batch=batch)
+    )
     (folder / "migrations" / "env.py").write_text(env)
     (folder / "migrations" / "script.py.mako").write_text("")
     # sqlalchemy.url is a placeholder dbr replaces; % would be read as interpolation.
@@ -180,8 +189,14 @@ def table_revs(*ids: str) -> list[Rev]:
     revisions = []
     previous = None
     for rev_id in ids:
-        revisions.append(Rev(rev_id, previous, upgrade=create_table(rev_id),
-                             downgrade=f'op.drop_table("t_{rev_id}")'))
+        revisions.append(
+            Rev(
+                rev_id,
+                previous,
+                upgrade=create_table(rev_id),
+                downgrade=f'op.drop_table("t_{rev_id}")',
+            )
+        )
         previous = rev_id
     return revisions
 
@@ -201,8 +216,11 @@ def heads(url: str) -> list[str]:
         with engine.connect() as conn:
             if not sa.inspect(conn).has_table("alembic_version"):
                 return []
-            return sorted(conn.execute(sa.text("select version_num from "
-                                               "alembic_version")).scalars())
+            return sorted(
+                conn.execute(
+                    sa.text("select version_num from alembic_version")
+                ).scalars()
+            )
     finally:
         engine.dispose()
 

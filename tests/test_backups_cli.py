@@ -26,7 +26,8 @@ def run(capsys: pytest.CaptureFixture, config: Path, *words: str) -> tuple[int, 
 
 
 def test_create_list_show_pin_in_json_and_on_screen(
-        shop: Path, capsys: pytest.CaptureFixture) -> None:
+    shop: Path, capsys: pytest.CaptureFixture
+) -> None:
     code, out = run(capsys, shop, "create", "shop", "--label", "nightly", "--json")
     assert code == 0
     created = json.loads(out)
@@ -36,8 +37,10 @@ def test_create_list_show_pin_in_json_and_on_screen(
     entry = listed[0]
     for key in ("id", "target", "created_at", "size", "sha256", "verified", "pinned"):
         assert key in entry
-    assert isinstance(entry["size"], int) and entry["size"] == \
-        Path(entry["path"]).stat().st_size
+    assert (
+        isinstance(entry["size"], int)
+        and entry["size"] == Path(entry["path"]).stat().st_size
+    )
     assert entry["created_at"].endswith("+00:00")
     assert entry["verified"] is False and entry["pinned"] is False
 
@@ -57,15 +60,17 @@ def test_create_list_show_pin_in_json_and_on_screen(
     assert json.loads(run(capsys, shop, "list", "--json")[1])[0]["verified"] is True
 
 
-def test_an_unknown_id_fails_with_a_hint(shop: Path,
-                                          capsys: pytest.CaptureFixture) -> None:
+def test_an_unknown_id_fails_with_a_hint(
+    shop: Path, capsys: pytest.CaptureFixture
+) -> None:
     assert main(["--config", str(shop), "backups", "show", "abc123"]) == 1
     err = capsys.readouterr().err
     assert "not in the catalog" in err and "dbr backups list" in err
 
 
-def test_restore_needs_confirmation_then_runs(shop: Path,
-                                              capsys: pytest.CaptureFixture) -> None:
+def test_restore_needs_confirmation_then_runs(
+    shop: Path, capsys: pytest.CaptureFixture
+) -> None:
     created = json.loads(run(capsys, shop, "create", "shop", "--json")[1])
     code, out = run(capsys, shop, "restore", created["id"])
     assert code == 3  # not interactive and no --yes: refused, nothing ran
@@ -81,8 +86,10 @@ def test_restore_needs_confirmation_then_runs(shop: Path,
 
 
 def test_prune_dry_run_then_prune(shop: Path, capsys: pytest.CaptureFixture) -> None:
-    ids = [json.loads(run(capsys, shop, "create", "shop", "--json")[1])["id"]
-           for _ in range(4)]
+    ids = [
+        json.loads(run(capsys, shop, "create", "shop", "--json")[1])["id"]
+        for _ in range(4)
+    ]
     assert run(capsys, shop, "verify", ids[0])[0] == 0  # the oldest: newest verified
     code, out = run(capsys, shop, "prune", "--dry-run", "--json")
     assert code == 0
@@ -105,12 +112,16 @@ def test_prune_dry_run_then_prune(shop: Path, capsys: pytest.CaptureFixture) -> 
 
 
 def test_prune_keeps_a_backup_a_running_operation_uses(
-        tmp_path: Path, shop: Path, capsys: pytest.CaptureFixture) -> None:
-    ids = [json.loads(run(capsys, shop, "create", "shop", "--json")[1])["id"]
-           for _ in range(3)]
+    tmp_path: Path, shop: Path, capsys: pytest.CaptureFixture
+) -> None:
+    ids = [
+        json.loads(run(capsys, shop, "create", "shop", "--json")[1])["id"]
+        for _ in range(3)
+    ]
     ws = Workspace.open(shop)
-    operation = ws.journal.begin("backup.restore", "shop", "restore in progress",
-                                 plan={"backup_id": ids[0]})
+    operation = ws.journal.begin(
+        "backup.restore", "shop", "restore in progress", plan={"backup_id": ids[0]}
+    )
     verdicts = {v.id: v for v in backups.retention_verdicts(ws, "shop")}
     assert verdicts[ids[0]].reasons == [f"used by running operation {operation}"]
     ws.journal.finish(operation, "succeeded")
@@ -119,18 +130,28 @@ def test_prune_keeps_a_backup_a_running_operation_uses(
     ws.close()
 
 
-def test_prune_without_a_policy_is_refused(tmp_path: Path, sqlite_url: str,
-                                           capsys: pytest.CaptureFixture) -> None:
+def test_prune_without_a_policy_is_refused(
+    tmp_path: Path, sqlite_url: str, capsys: pytest.CaptureFixture
+) -> None:
     load_chinook_sqlite(sqlite_url)
     workspace(tmp_path, sqlite_url, "shop").close()
-    code = main(["--config", str(tmp_path / "dbr.toml"), "backups", "prune", "shop",
-                 "--dry-run"])
+    code = main(
+        [
+            "--config",
+            str(tmp_path / "dbr.toml"),
+            "backups",
+            "prune",
+            "shop",
+            "--dry-run",
+        ]
+    )
     assert code == 2
     assert "no retention policy for shop" in capsys.readouterr().err
 
 
-def test_the_demo_has_backups_of_different_ages(tmp_path: Path,
-                                                capsys: pytest.CaptureFixture) -> None:
+def test_the_demo_has_backups_of_different_ages(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     from core.demo import init_demo
 
     config = init_demo(tmp_path / "demo")
@@ -145,6 +166,7 @@ def test_the_demo_has_backups_of_different_ages(tmp_path: Path,
     rescanned = json.loads(out)
     assert code == 0 and rescanned["damaged"] == []
     assert [(b["id"], b["created_at"]) for b in rescanned["backups"]] == [
-        (b["id"], b["created_at"]) for b in listed]
+        (b["id"], b["created_at"]) for b in listed
+    ]
     code, out = run(capsys, config, "verify", listed[-1]["id"])
     assert code == 0

@@ -32,9 +32,20 @@ def _tables(url: str, dialect: str) -> dict[str, int]:
 
 def _cli(tmp_path: Path, *argv: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "console.cli", "--config", str(tmp_path / "dbr.toml"),
-         *argv], capture_output=True, text=True, stdin=subprocess.DEVNULL,
-        cwd=Path(__file__).resolve().parent.parent, check=False)
+        [
+            sys.executable,
+            "-m",
+            "console.cli",
+            "--config",
+            str(tmp_path / "dbr.toml"),
+            *argv,
+        ],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        cwd=Path(__file__).resolve().parent.parent,
+        check=False,
+    )
 
 
 def _risks(plan) -> dict[str, list]:
@@ -45,33 +56,45 @@ def _risks(plan) -> dict[str, list]:
 
 
 def test_postgresql_restore_drops_extra_tables_of_its_schemas_and_says_so(
-        tmp_path: Path, pg_url: str) -> None:
-    _sql(pg_url, "create table items (id int primary key)",
-         "insert into items values (1), (2), (3)")
+    tmp_path: Path, pg_url: str
+) -> None:
+    _sql(
+        pg_url,
+        "create table items (id int primary key)",
+        "insert into items values (1), (2), (3)",
+    )
     ws = workspace(tmp_path, pg_url, "shop")
     backup = backups.create_backup(ws, "shop")
-    _sql(pg_url, "create table keepme2 (id int)",
-         "insert into keepme2 values (1), (2)",
-         "create schema side", "create table side.notes (id int)",
-         "insert into side.notes values (1)")
+    _sql(
+        pg_url,
+        "create table keepme2 (id int)",
+        "insert into keepme2 values (1), (2)",
+        "create schema side",
+        "create table side.notes (id int)",
+        "insert into side.notes values (1)",
+    )
 
     plan = backups.plan_restore(ws, backup.id)
     risks = _risks(plan)
     dropped = risks["table_dropped"]
-    assert [(r.table, r.rows, r.severity) for r in dropped] == \
-        [("keepme2", 2, "critical")]
+    assert [(r.table, r.rows, r.severity) for r in dropped] == [
+        ("keepme2", 2, "critical")
+    ]
     assert "DROPPED" in dropped[0].message
-    assert [r.message for r in risks["left_in_place"]] == \
-        ["not in the backup, left as they are: side.notes"]
+    assert [r.message for r in risks["left_in_place"]] == [
+        "not in the backup, left as they are: side.notes"
+    ]
     fate = {t["table"]: t["after_restore"] for t in plan.summary["tables"]}
-    assert fate == {"items": "from the backup", "keepme2": "dropped",
-                    "side.notes": "left as is"}
+    assert fate == {
+        "items": "from the backup",
+        "keepme2": "dropped",
+        "side.notes": "left as is",
+    }
 
     preview = _cli(tmp_path, "backups", "restore", backup.id)  # no --yes: refused
     assert preview.returncode == 3, preview.stderr
     shown = preview.stdout + preview.stderr
-    assert "keepme2: not in the backup, DROPPED by the restore with its 2 rows" \
-        in shown
+    assert "keepme2: not in the backup, DROPPED by the restore with its 2 rows" in shown
     assert "left as they are: keepme2" not in shown
 
     done = _cli(tmp_path, "backups", "restore", backup.id, "--yes")
@@ -82,19 +105,28 @@ def test_postgresql_restore_drops_extra_tables_of_its_schemas_and_says_so(
 
 
 def test_mariadb_restore_leaves_extra_tables_as_the_plan_says(
-        tmp_path: Path, mysql_url: str) -> None:
-    _sql(mysql_url, "create table items (id int primary key)",
-         "insert into items values (1), (2), (3)")
+    tmp_path: Path, mysql_url: str
+) -> None:
+    _sql(
+        mysql_url,
+        "create table items (id int primary key)",
+        "insert into items values (1), (2), (3)",
+    )
     ws = workspace(tmp_path, mysql_url, "shop")
     backup = backups.create_backup(ws, "shop")
-    _sql(mysql_url, "create table keepme2 (id int)",
-         "insert into keepme2 values (1), (2)", "insert into items values (4)")
+    _sql(
+        mysql_url,
+        "create table keepme2 (id int)",
+        "insert into keepme2 values (1), (2)",
+        "insert into items values (4)",
+    )
 
     plan = backups.plan_restore(ws, backup.id)
     risks = _risks(plan)
     assert "table_dropped" not in risks
-    assert [r.message for r in risks["left_in_place"]] == \
-        ["not in the backup, left as they are: keepme2"]
+    assert [r.message for r in risks["left_in_place"]] == [
+        "not in the backup, left as they are: keepme2"
+    ]
     # items gained a row the restore loses; keepme2, left as it is, loses none.
     assert [(r.table, r.rows) for r in risks["rows_lost"]] == [("items", 1)]
     outcome = ws.executor.run(plan, backups.restore_target(ws, plan), confirmed=True)
@@ -104,18 +136,26 @@ def test_mariadb_restore_leaves_extra_tables_as_the_plan_says(
 
 
 def test_sqlite_restore_replaces_the_file_and_says_extra_tables_go(
-        tmp_path: Path, sqlite_url: str) -> None:
-    _sql(sqlite_url, "create table items (id int primary key)",
-         "insert into items values (1), (2), (3)")
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    _sql(
+        sqlite_url,
+        "create table items (id int primary key)",
+        "insert into items values (1), (2), (3)",
+    )
     ws = workspace(tmp_path, sqlite_url, "shop")
     backup = backups.create_backup(ws, "shop")
-    _sql(sqlite_url, "create table keepme2 (id int)",
-         "insert into keepme2 values (1), (2)")
+    _sql(
+        sqlite_url,
+        "create table keepme2 (id int)",
+        "insert into keepme2 values (1), (2)",
+    )
 
     plan = backups.plan_restore(ws, backup.id)
     risks = _risks(plan)
-    assert [(r.table, r.rows, r.severity) for r in risks["table_dropped"]] == \
-        [("keepme2", 2, "critical")]
+    assert [(r.table, r.rows, r.severity) for r in risks["table_dropped"]] == [
+        ("keepme2", 2, "critical")
+    ]
     assert "left_in_place" not in risks
     assert "rows_lost" not in risks  # said once, as the table dropped
     outcome = ws.executor.run(plan, backups.restore_target(ws, plan), confirmed=True)

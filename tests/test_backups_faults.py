@@ -48,8 +48,12 @@ def children(names: tuple[str, ...]) -> list[int]:
 
 def cmdline(pid: int) -> str:
     try:
-        return (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(
-            b"\0", b" ").decode()
+        return (
+            (Path("/proc") / str(pid) / "cmdline")
+            .read_bytes()
+            .replace(b"\0", b" ")
+            .decode()
+        )
     except OSError:
         return ""
 
@@ -63,7 +67,8 @@ def folder_files(ws, name: str) -> list[str]:
 
 
 def test_a_dump_killed_mid_way_leaves_nothing_listed_and_no_file(
-        tmp_path: Path, pg_url: str) -> None:
+    tmp_path: Path, pg_url: str
+) -> None:
     load_pagila(pg_url)
     ws = workspace(tmp_path, pg_url, "pagila")
     killed: list[int] = []
@@ -87,14 +92,14 @@ def test_a_dump_killed_mid_way_leaves_nothing_listed_and_no_file(
 
 
 def test_a_cancelled_backup_stops_its_dump_and_keeps_nothing(
-        tmp_path: Path, pg_url: str) -> None:
+    tmp_path: Path, pg_url: str
+) -> None:
     load_pagila(pg_url)
     ws = workspace(tmp_path, pg_url, "pagila")
     cancel = threading.Event()
     ws.bus.subscribe(lambda e: cancel.set() if e.kind == STEP_PROGRESS else None)
     plan = plan_create(ws.target("pagila"))
-    outcome = ws.executor.run(plan, ws.target("pagila"), confirmed=True,
-                              cancel=cancel)
+    outcome = ws.executor.run(plan, ws.target("pagila"), confirmed=True, cancel=cancel)
     assert outcome.status == "failed" and "cancelled" in (outcome.error or "")
     assert children(("pg_dump",)) == []
     assert backups.list_backups(ws) == [] and folder_files(ws, "pagila") == []
@@ -102,7 +107,8 @@ def test_a_cancelled_backup_stops_its_dump_and_keeps_nothing(
 
 
 def test_partial_files_of_an_interrupted_run_are_cleaned_by_the_next(
-        tmp_path: Path, pg_url: str) -> None:
+    tmp_path: Path, pg_url: str
+) -> None:
     """dbr is SIGKILLed while pg_dump waits on a lock; the next run cleans up."""
     load_pagila(pg_url)
     ws = workspace(tmp_path, pg_url, "pagila")
@@ -110,14 +116,25 @@ def test_partial_files_of_an_interrupted_run_are_cleaned_by_the_next(
     blocker = sa.create_engine(pg_url).connect()
     blocker.execute(sa.text("lock table actor in access exclusive mode"))
     run = subprocess.Popen(
-        [sys.executable, "-c", "from console.cli import entry; entry()",
-         "--config", str(config), "backups", "create", "pagila"],
-        stderr=subprocess.PIPE, start_new_session=True)
+        [
+            sys.executable,
+            "-c",
+            "from console.cli import entry; entry()",
+            "--config",
+            str(config),
+            "backups",
+            "create",
+            "pagila",
+        ],
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     folder = ws.settings.targets["pagila"].backup_dir
     try:
         for _ in range(300):
-            if folder.is_dir() and any(p.name.startswith(".dbr-partial-")
-                                       for p in folder.iterdir()):
+            if folder.is_dir() and any(
+                p.name.startswith(".dbr-partial-") for p in folder.iterdir()
+            ):
                 break
             threading.Event().wait(0.1)
         else:
@@ -132,13 +149,15 @@ def test_partial_files_of_an_interrupted_run_are_cleaned_by_the_next(
         backups.create_backup(ws, "pagila")
     backup = backups.create_backup(ws, "pagila", break_lock=True)
     assert sorted(p.name for p in folder.iterdir()) == sorted(
-        [backup.path.name, backup.manifest_path.name])
+        [backup.path.name, backup.manifest_path.name]
+    )
     assert [b.id for b in backups.list_backups(ws)] == [backup.id]
     ws.close()
 
 
 def test_no_matching_pg_dump_stops_before_any_file_is_written(
-        tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     ws = workspace(tmp_path, pg_url, "db")
     monkeypatch.setattr(tools, "PG_ROOTS", (tmp_path / "no-postgresql",))
     monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
@@ -170,8 +189,11 @@ def test_the_pg_dump_matching_the_server_is_picked(tmp_path: Path) -> None:
 
 def _small_tmpfs(path: Path) -> bool:
     path.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=300k,mode=0700",
-                           "tmpfs", str(path)], capture_output=True, check=False)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=300k,mode=0700", "tmpfs", str(path)],
+        capture_output=True,
+        check=False,
+    )
     return done.returncode == 0
 
 
@@ -202,9 +224,11 @@ def _full_disk_by_file_size_limit(tmp_path: Path, pg_url: str) -> None:
         "resource.setrlimit(resource.RLIMIT_FSIZE, (300_000, 300_000))\n"
         "from console.cli import main\n"
         f"sys.exit(main(['--config', {str(tmp_path / 'dbr.toml')!r}, 'backups', "
-        "'create', 'pagila']))\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True,
-                          text=True, check=False)
+        "'create', 'pagila']))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False
+    )
     assert done.returncode == 1, done.stderr
     assert "File too large" in done.stderr
     assert list((tmp_path / "backups" / "pagila").iterdir()) == []
@@ -220,7 +244,8 @@ def _flip_a_byte(path: Path) -> None:
 
 
 def test_a_flipped_byte_fails_verify_and_the_restore_is_refused(
-        tmp_path: Path, sqlite_url: str) -> None:
+    tmp_path: Path, sqlite_url: str
+) -> None:
     load_chinook_sqlite(sqlite_url)
     ws = workspace(tmp_path, sqlite_url, "chinook")
     backup = backups.create_backup(ws, "chinook")
@@ -238,7 +263,8 @@ def test_a_flipped_byte_fails_verify_and_the_restore_is_refused(
 
 
 def test_a_byte_flipped_after_a_good_verify_is_still_caught_before_restore(
-        tmp_path: Path, sqlite_url: str) -> None:
+    tmp_path: Path, sqlite_url: str
+) -> None:
     load_chinook_sqlite(sqlite_url)
     ws = workspace(tmp_path, sqlite_url, "chinook")
     backup = backups.create_backup(ws, "chinook")
@@ -251,7 +277,8 @@ def test_a_byte_flipped_after_a_good_verify_is_still_caught_before_restore(
 
 
 def test_rescan_reports_damaged_manifests_and_lists_the_rest(
-        tmp_path: Path, sqlite_url: str, capsys: pytest.CaptureFixture) -> None:
+    tmp_path: Path, sqlite_url: str, capsys: pytest.CaptureFixture
+) -> None:
     load_chinook_sqlite(sqlite_url)
     ws = workspace(tmp_path, sqlite_url, "chinook")
     made = [backups.create_backup(ws, "chinook", label=str(i)) for i in range(3)]
@@ -259,8 +286,7 @@ def test_rescan_reports_damaged_manifests_and_lists_the_rest(
     made[1].manifest_path.write_text('{"id": "' + made[1].id + '", "target": ')
     ws.close()
 
-    code = main(["--config", str(tmp_path / "dbr.toml"), "backups", "rescan",
-                 "--json"])
+    code = main(["--config", str(tmp_path / "dbr.toml"), "backups", "rescan", "--json"])
     out, err = capsys.readouterr()
     assert code == 1
     result = json.loads(out)
@@ -281,18 +307,28 @@ def test_rescan_reports_damaged_manifests_and_lists_the_rest(
 def _big_table(conn: sa.Connection, dialect: str) -> None:
     """About 12 MB of data that compresses poorly, so the restore takes many reads."""
     if dialect == "mysql":
-        conn.execute(sa.text("create table zz_bulk (id int primary key, "
-                             "v varchar(600)) engine=InnoDB"))
-        conn.execute(sa.text(
-            "insert into zz_bulk select seq, concat(md5(rand()), md5(rand()), "
-            "md5(rand()), md5(rand()), md5(rand()), md5(rand())) "
-            "from seq_1_to_60000"))
+        conn.execute(
+            sa.text(
+                "create table zz_bulk (id int primary key, "
+                "v varchar(600)) engine=InnoDB"
+            )
+        )
+        conn.execute(
+            sa.text(
+                "insert into zz_bulk select seq, concat(md5(rand()), md5(rand()), "
+                "md5(rand()), md5(rand()), md5(rand()), md5(rand())) "
+                "from seq_1_to_60000"
+            )
+        )
     else:
-        conn.execute(sa.text(
-            "create table zz_bulk as select g as id, md5(random()::text) || "
-            "md5(random()::text) || md5(random()::text) || md5(random()::text) || "
-            "md5(random()::text) || md5(random()::text) as v "
-            "from generate_series(1, 60000) g"))
+        conn.execute(
+            sa.text(
+                "create table zz_bulk as select g as id, md5(random()::text) || "
+                "md5(random()::text) || md5(random()::text) || md5(random()::text) || "
+                "md5(random()::text) || md5(random()::text) as v "
+                "from generate_series(1, 60000) g"
+            )
+        )
 
 
 def _kill_client_half_way(ws, names: tuple[str, ...]) -> list[int]:
@@ -300,8 +336,13 @@ def _kill_client_half_way(ws, names: tuple[str, ...]) -> list[int]:
 
     def on_event(event) -> None:
         data = event.data or {}
-        if event.kind == STEP_PROGRESS and data.get("step") == "restore" and \
-                data.get("total") and data["done"] >= data["total"] / 2 and not killed:
+        if (
+            event.kind == STEP_PROGRESS
+            and data.get("step") == "restore"
+            and data.get("total")
+            and data["done"] >= data["total"] / 2
+            and not killed
+        ):
             for pid in children(names):
                 os.kill(pid, signal.SIGKILL)
                 killed.append(pid)
@@ -311,7 +352,8 @@ def _kill_client_half_way(ws, names: tuple[str, ...]) -> list[int]:
 
 
 def test_a_mariadb_restore_killed_half_way_says_how_to_get_back(
-        tmp_path: Path, mysql_url: str) -> None:
+    tmp_path: Path, mysql_url: str
+) -> None:
     load_sakila(mysql_url)
     ws = workspace(tmp_path, mysql_url, "sakila")
     target = ws.target("sakila")
@@ -329,11 +371,15 @@ def test_a_mariadb_restore_killed_half_way_says_how_to_get_back(
     assert outcome.failed_step == "restore"
     safety_id = outcome.results["safety_backup_id"]
     assert "part-way" in outcome.report["state"]
-    assert f"dbr backups restore {safety_id} --target sakila" in \
-        outcome.report["how_to_get_back"]
+    assert (
+        f"dbr backups restore {safety_id} --target sakila"
+        in outcome.report["how_to_get_back"]
+    )
     entry = ws.journal.operation(outcome.operation_id)
-    assert entry["result"]["report"]["how_to_get_back"] == \
-        outcome.report["how_to_get_back"]
+    assert (
+        entry["result"]["report"]["how_to_get_back"]
+        == outcome.report["how_to_get_back"]
+    )
     safety = backups.get_backup(ws, safety_id)
     assert safety.pinned and safety.path.is_file()
 
@@ -345,7 +391,8 @@ def test_a_mariadb_restore_killed_half_way_says_how_to_get_back(
 
 
 def test_a_postgresql_restore_killed_half_way_changes_nothing(
-        tmp_path: Path, pg_url: str) -> None:
+    tmp_path: Path, pg_url: str
+) -> None:
     load_pagila(pg_url)
     ws = workspace(tmp_path, pg_url, "pagila")
     target = ws.target("pagila")
@@ -371,8 +418,7 @@ def test_a_postgresql_restore_killed_half_way_changes_nothing(
 # -- passwords ---------------------------------------------------------------
 
 
-def _watch_children_for(ws, name: str, tool: tuple[str, ...], secret: str
-                        ) -> list[str]:
+def _watch_children_for(ws, name: str, tool: tuple[str, ...], secret: str) -> list[str]:
     seen: list[str] = []
 
     def look(done: float, total: object) -> None:
@@ -386,7 +432,8 @@ def _watch_children_for(ws, name: str, tool: tuple[str, ...], secret: str
 
 
 def test_the_postgresql_password_never_reaches_ps(
-        tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     load_pagila(pg_url)
     role, secret = unique_name("dbr_role"), "Pw-" + unique_name("s")
     admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
@@ -396,8 +443,9 @@ def test_the_postgresql_password_never_reaches_ps(
     try:
         url = sa.engine.make_url(pg_url).set(username=role)
         monkeypatch.setenv("DBR_TEST_PASSWORD", secret)
-        ws = workspace(tmp_path, url.render_as_string(), "pagila",
-                       password_env="DBR_TEST_PASSWORD")
+        ws = workspace(
+            tmp_path, url.render_as_string(), "pagila", password_env="DBR_TEST_PASSWORD"
+        )
         seen = _watch_children_for(ws, "pagila", ("pg_dump",), secret)
         assert any("pg_dump" in line for line in seen)
         journal_text = json.dumps(ws.journal.operations("pagila"), default=str)
@@ -411,7 +459,8 @@ def test_the_postgresql_password_never_reaches_ps(
 
 
 def test_the_mariadb_password_never_reaches_ps(
-        tmp_path: Path, mysql_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, mysql_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     load_sakila(mysql_url)
     database = sa.engine.make_url(mysql_url).database
     user, secret = unique_name("dbr_u")[:30], "Pw-" + unique_name("s")
@@ -423,12 +472,15 @@ def test_the_mariadb_password_never_reaches_ps(
     try:
         url = sa.engine.make_url(mysql_url).set(username=user)
         monkeypatch.setenv("DBR_TEST_PASSWORD", secret)
-        ws = workspace(tmp_path, url.render_as_string(), "sakila",
-                       password_env="DBR_TEST_PASSWORD")
-        seen = _watch_children_for(ws, "sakila", ("mariadb-dump", "mysqldump"),
-                                   secret)
-        option_files = [line.split("--defaults-extra-file=")[1].split()[0]
-                        for line in seen if "--defaults-extra-file=" in line]
+        ws = workspace(
+            tmp_path, url.render_as_string(), "sakila", password_env="DBR_TEST_PASSWORD"
+        )
+        seen = _watch_children_for(ws, "sakila", ("mariadb-dump", "mysqldump"), secret)
+        option_files = [
+            line.split("--defaults-extra-file=")[1].split()[0]
+            for line in seen
+            if "--defaults-extra-file=" in line
+        ]
         assert option_files and not any(os.path.exists(f) for f in option_files)
         ws.close()
     finally:
@@ -437,8 +489,7 @@ def test_the_mariadb_password_never_reaches_ps(
         admin.dispose()
 
 
-def test_an_sqlite_backup_that_writers_keep_restarting_gives_up(
-        tmp_path: Path) -> None:
+def test_an_sqlite_backup_that_writers_keep_restarting_gives_up(tmp_path: Path) -> None:
     import sqlite3
 
     from core.backups.dumpers import online_copy
@@ -449,11 +500,18 @@ def test_an_sqlite_backup_that_writers_keep_restarting_gives_up(
         db.execute("create table t (x text)")
         db.executemany("insert into t values (?)", [("x" * 500,)] * 40000)
     # Another process commits all the time, as a busy application would.
-    writer = subprocess.Popen([sys.executable, "-c", (
-        "import sqlite3, sys\n"
-        f"db = sqlite3.connect({str(source)!r}, timeout=30)\n"
-        "while True:\n"
-        "    db.execute(\"insert into t values ('y')\"); db.commit()\n")])
+    writer = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import sqlite3, sys\n"
+                f"db = sqlite3.connect({str(source)!r}, timeout=30)\n"
+                "while True:\n"
+                "    db.execute(\"insert into t values ('y')\"); db.commit()\n"
+            ),
+        ]
+    )
     try:
         with sqlite3.connect(source) as db:
             while db.execute("select count(*) from t").fetchone()[0] <= 40000:
@@ -466,14 +524,16 @@ def test_an_sqlite_backup_that_writers_keep_restarting_gives_up(
 
 
 def test_a_restore_needing_a_missing_definer_is_refused_before_anything_runs(
-        tmp_path: Path, mysql_url: str) -> None:
+    tmp_path: Path, mysql_url: str
+) -> None:
     ws = workspace(tmp_path, mysql_url, "db")
     target = ws.target("db")
     ghost = unique_name("ghost")[:20]
     with target.engine().begin() as conn:
         conn.execute(sa.text("create table t (x int)"))
-        conn.execute(sa.text(f"create definer = '{ghost}'@'%' view v as "
-                             "select x from t"))
+        conn.execute(
+            sa.text(f"create definer = '{ghost}'@'%' view v as select x from t")
+        )
     backup = backups.create_backup(ws, "db")
     assert f"{ghost}@%" in backup.manifest["requires"]["definers"]
     with pytest.raises(Refused) as raised:
@@ -484,7 +544,8 @@ def test_a_restore_needing_a_missing_definer_is_refused_before_anything_runs(
 
 
 def test_a_deep_verify_that_finds_other_row_counts_blocks_the_restore(
-        tmp_path: Path, sqlite_url: str) -> None:
+    tmp_path: Path, sqlite_url: str
+) -> None:
     load_chinook_sqlite(sqlite_url)
     ws = workspace(tmp_path, sqlite_url, "chinook")
     backup = backups.create_backup(ws, "chinook")
@@ -503,7 +564,8 @@ def test_a_deep_verify_that_finds_other_row_counts_blocks_the_restore(
 
 
 def test_postgresql_restore_commits_only_when_counts_match_the_manifest(
-        tmp_path: Path, pg_url: str) -> None:
+    tmp_path: Path, pg_url: str
+) -> None:
     from core.backups import loaders
 
     load_pagila(pg_url)

@@ -29,17 +29,28 @@ def _messages(path: Path) -> Iterator[tuple[int, str]]:
     skip: set[int] = set()
     for node in ast.walk(tree):
         body = getattr(node, "body", None)
-        if isinstance(body, list) and body and isinstance(body[0], ast.Expr) and \
-                isinstance(body[0].value, ast.Constant):
+        if (
+            isinstance(body, list)
+            and body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+        ):
             skip.add(id(body[0].value))
         if isinstance(node, ast.JoinedStr):
             skip.update(id(v) for v in node.values)
     for node in ast.walk(tree):
         if isinstance(node, ast.JoinedStr):
-            yield node.lineno, "".join(
-                v.value if isinstance(v, ast.Constant) else "X" for v in node.values)
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and \
-                id(node) not in skip:
+            yield (
+                node.lineno,
+                "".join(
+                    v.value if isinstance(v, ast.Constant) else "X" for v in node.values
+                ),
+            )
+        elif (
+            isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and id(node) not in skip
+        ):
             yield node.lineno, node.value
 
 
@@ -64,11 +75,13 @@ def mentions() -> list[tuple[str, str]]:
                 for match in MENTION.finditer(text):
                     for part in match.group(1).split(" or dbr "):
                         words = part.split()
-                        verb = next(w for w in words if not w.startswith("-")
-                                    and w != "X")
+                        verb = next(
+                            w for w in words if not w.startswith("-") and w != "X"
+                        )
                         if verb in near:
-                            found.append((f"{path.relative_to(ROOT)}:{line}",
-                                          part.strip()))
+                            found.append(
+                                (f"{path.relative_to(ROOT)}:{line}", part.strip())
+                            )
     return found
 
 
@@ -97,5 +110,7 @@ def test_every_command_a_hint_names_parses(where: str, command: str) -> None:
         try:
             build_parser().parse_args(argv)
         except SystemExit as exc:
-            pytest.fail(f"{where}: `dbr {command}` does not parse "
-                        f"(exit {exc.code}): {errors.getvalue().strip()}")
+            pytest.fail(
+                f"{where}: `dbr {command}` does not parse "
+                f"(exit {exc.code}): {errors.getvalue().strip()}"
+            )

@@ -37,15 +37,17 @@ def _blocker(pg_url: str):
 
 
 def test_a_restore_behind_an_open_transaction_names_it_and_gives_up(
-        tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(loaders, "RESTORE_LOCK_TIMEOUT", 3.0)
     monkeypatch.setattr(loaders, "LOCK_POLL", 0.2)
     ws, backup = _setup(tmp_path, pg_url)
     engine, conn, pid = _blocker(pg_url)
     try:
         plan = backups.plan_restore(ws, backup.id)
-        outcome = ws.executor.run(plan, backups.restore_target(ws, plan),
-                                  confirmed=True)
+        outcome = ws.executor.run(
+            plan, backups.restore_target(ws, plan), confirmed=True
+        )
     finally:
         conn.rollback()
         conn.close()
@@ -55,10 +57,14 @@ def test_a_restore_behind_an_open_transaction_names_it_and_gives_up(
     assert "waited 3 s for a lock and gave up" in error
     assert f"pid {pid} (postgres, in a transaction since" in error
     assert "pg_terminate_backend" in error
-    logs = [e for e in ws.journal.events("shop", kinds=("step.log",))
-            if "waiting for locks" in e["message"]]
-    assert logs and f"waiting for locks held by pid {pid} (postgres" in \
-        logs[0]["message"]
+    logs = [
+        e
+        for e in ws.journal.events("shop", kinds=("step.log",))
+        if "waiting for locks" in e["message"]
+    ]
+    assert (
+        logs and f"waiting for locks held by pid {pid} (postgres" in logs[0]["message"]
+    )
     check = sa.create_engine(pg_url)
     with check.connect() as c:  # rolled back: the table is as it was
         assert c.execute(sa.text("select count(*) from items")).scalar() == 50
@@ -67,7 +73,8 @@ def test_a_restore_behind_an_open_transaction_names_it_and_gives_up(
 
 
 def test_a_restore_goes_on_once_the_blocking_session_ends(
-        tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(loaders, "LOCK_POLL", 0.2)
     ws, backup = _setup(tmp_path, pg_url)
     eng = sa.create_engine(pg_url)
@@ -85,8 +92,9 @@ def test_a_restore_goes_on_once_the_blocking_session_ends(
     unsubscribe = ws.bus.subscribe(release)
     try:
         plan = backups.plan_restore(ws, backup.id)
-        outcome = ws.executor.run(plan, backups.restore_target(ws, plan),
-                                  confirmed=True)
+        outcome = ws.executor.run(
+            plan, backups.restore_target(ws, plan), confirmed=True
+        )
     finally:
         unsubscribe()
         conn.close()

@@ -89,8 +89,7 @@ def test_chosen_backups_go_and_the_protected_ones_are_refused(ws: Workspace) -> 
 
 def test_judged_again_when_it_runs(ws: Workspace) -> None:
     made = take(ws, 3)
-    plan = backups.plan_prune(ws, "shop", remove=[made[0].id, made[1].id],
-                              policy=False)
+    plan = backups.plan_prune(ws, "shop", remove=[made[0].id, made[1].id], policy=False)
     assert by_id(plan)[made[0].id]["action"] == "remove"
     backups.pin(ws, made[0].id)  # pinned between the preview and the run
     outcome = ws.executor.run(plan, ws.target("shop"), confirmed=True)
@@ -99,8 +98,11 @@ def test_judged_again_when_it_runs(ws: Workspace) -> None:
     assert step["removed"] == [made[1].id]
     assert "pinned" in step["spared"][made[0].id]
     events = ws.journal.operation(outcome.operation_id)["events"]
-    assert any(e["message"].startswith(f"backup {made[0].id} kept:")
-               and e["severity"] == "warning" for e in events), events
+    assert any(
+        e["message"].startswith(f"backup {made[0].id} kept:")
+        and e["severity"] == "warning"
+        for e in events
+    ), events
     assert on_disk(made[0]) and not on_disk(made[1])
     assert_catalog_and_folder_agree(ws)
 
@@ -120,15 +122,20 @@ def test_the_last_complete_backup_is_never_removed(ws: Workspace) -> None:
 
 def test_a_backup_a_running_operation_uses_is_refused(ws: Workspace) -> None:
     made = take(ws, 3)
-    operation = ws.journal.begin("backup.restore", "shop", "restore in progress",
-                                 plan={"backup_id": made[0].id})
-    verdicts = {v.id: v for v in backups.prune_verdicts(
-        ws, "shop", remove=[made[0].id], policy=False)}
+    operation = ws.journal.begin(
+        "backup.restore", "shop", "restore in progress", plan={"backup_id": made[0].id}
+    )
+    verdicts = {
+        v.id: v
+        for v in backups.prune_verdicts(ws, "shop", remove=[made[0].id], policy=False)
+    }
     assert verdicts[made[0].id].action == REFUSED
     assert f"used by running operation {operation}" in verdicts[made[0].id].reasons[0]
     ws.journal.finish(operation, "succeeded")
-    verdicts = {v.id: v for v in backups.prune_verdicts(
-        ws, "shop", remove=[made[0].id], policy=False)}
+    verdicts = {
+        v.id: v
+        for v in backups.prune_verdicts(ws, "shop", remove=[made[0].id], policy=False)
+    }
     assert verdicts[made[0].id].action == "remove"
 
 
@@ -139,11 +146,13 @@ def test_chosen_and_the_policy_together(ws: Workspace) -> None:
     verdicts = by_id(plan)
     assert verdicts[made[3].id]["action"] == "remove"
     assert verdicts[made[3].id]["reasons"][0].startswith(
-        "chosen by the operator (the policy would keep it: keep_last")
+        "chosen by the operator (the policy would keep it: keep_last"
+    )
     assert verdicts[made[0].id]["reasons"] == ["kept by no rule"]
     assert verdicts[made[2].id]["action"] == "keep"
     assert plan.summary["detail"]["bytes_freed"] == sum(
-        b.size for b in (made[0], made[1], made[3]))
+        b.size for b in (made[0], made[1], made[3])
+    )
     outcome = ws.executor.run(plan, ws.target("shop"), confirmed=True)
     assert outcome.ok
     assert [b.id for b in backups.list_backups(ws, "shop")] == [made[2].id]
@@ -152,15 +161,18 @@ def test_chosen_and_the_policy_together(ws: Workspace) -> None:
 
 def test_unknown_or_foreign_ids_are_named(tmp_path: Path, shop: Path) -> None:
     with shop.open("a") as config:  # a second target, with its own folder
-        config.write(f'[targets.other]\nurl = "sqlite:///{tmp_path / "other.db"}"\n'
-                     f'backup_dir = "{tmp_path / "backups" / "other"}"\n')
+        config.write(
+            f'[targets.other]\nurl = "sqlite:///{tmp_path / "other.db"}"\n'
+            f'backup_dir = "{tmp_path / "backups" / "other"}"\n'
+        )
     ws = Workspace.open(shop)
     try:
         made = take(ws, 2)
         with pytest.raises(DbrError, match="'abcdef' is not in the catalog"):
             backups.plan_remove(ws, ["abcdef"])
-        with pytest.raises(DbrError, match=f"backup {made[0].id} is a backup of "
-                           "shop, not of other"):
+        with pytest.raises(
+            DbrError, match=f"backup {made[0].id} is a backup of shop, not of other"
+        ):
             backups.plan_prune(ws, "other", remove=[made[0].id], policy=False)
         with pytest.raises(DbrError, match="nothing to remove from shop"):
             backups.plan_prune(ws, "shop", policy=False)
@@ -169,20 +181,24 @@ def test_unknown_or_foreign_ids_are_named(tmp_path: Path, shop: Path) -> None:
         ws.close()
 
 
-def run(capsys: pytest.CaptureFixture, config: Path, *words: str) -> tuple[int, str,
-                                                                          str]:
+def run(
+    capsys: pytest.CaptureFixture, config: Path, *words: str
+) -> tuple[int, str, str]:
     code = main(["--config", str(config), "backups", *words])
     captured = capsys.readouterr()
     return code, captured.out, captured.err
 
 
 def test_cli_preview_then_confirm(shop: Path, capsys: pytest.CaptureFixture) -> None:
-    ids = [json.loads(run(capsys, shop, "create", "shop", "--json")[1])["id"]
-           for _ in range(4)]
+    ids = [
+        json.loads(run(capsys, shop, "create", "shop", "--json")[1])["id"]
+        for _ in range(4)
+    ]
     assert run(capsys, shop, "verify", ids[3])[0] == 0
 
-    code, out, _ = run(capsys, shop, "remove", ids[0], ids[1][:8], "--dry-run",
-                       "--json")
+    code, out, _ = run(
+        capsys, shop, "remove", ids[0], ids[1][:8], "--dry-run", "--json"
+    )
     assert code == 0
     verdicts = {v["id"]: v for v in json.loads(out)}
     assert set(verdicts) == set(ids)
@@ -207,28 +223,37 @@ def test_cli_preview_then_confirm(shop: Path, capsys: pytest.CaptureFixture) -> 
     left = json.loads(run(capsys, shop, "list", "--json")[1])
     assert sorted(b["id"] for b in left) == sorted(ids[2:])
     folder = Path(left[0]["path"]).parent
-    assert len(list(folder.glob("*.zst"))) == len(list(
-        folder.glob("*.manifest.json"))) == 2
+    assert (
+        len(list(folder.glob("*.zst")))
+        == len(list(folder.glob("*.manifest.json")))
+        == 2
+    )
 
 
 def test_cli_refuses_a_pinned_or_newest_verified_backup(
-        shop: Path, capsys: pytest.CaptureFixture) -> None:
-    ids = [json.loads(run(capsys, shop, "create", "shop", "--json")[1])["id"]
-           for _ in range(3)]
+    shop: Path, capsys: pytest.CaptureFixture
+) -> None:
+    ids = [
+        json.loads(run(capsys, shop, "create", "shop", "--json")[1])["id"]
+        for _ in range(3)
+    ]
     assert run(capsys, shop, "verify", ids[2])[0] == 0
     assert run(capsys, shop, "pin", ids[0], "--reason", "audit")[0] == 0
     code, out, err = run(capsys, shop, "remove", ids[0], ids[1], ids[2], "--yes")
     assert code == 3
     assert f"backup {ids[0]}: chosen by the operator, refused: pinned (audit)" in err
-    assert f"backup {ids[2]}: chosen by the operator, refused: the newest " \
+    assert (
+        f"backup {ids[2]}: chosen by the operator, refused: the newest "
         "verified backup of shop" in err
+    )
     assert "nothing was removed" in err
     assert "REFUSED" in out  # the preview still shows every verdict
     assert len(json.loads(run(capsys, shop, "list", "--json")[1])) == 3
 
     code, out, _ = run(capsys, shop, "remove", ids[0], "--dry-run", "--json")
-    assert code == 0 and {v["id"]: v["action"] for v in json.loads(out)}[ids[0]] \
-        == REFUSED
+    assert (
+        code == 0 and {v["id"]: v["action"] for v in json.loads(out)}[ids[0]] == REFUSED
+    )
 
 
 def test_cli_help_documents_remove(capsys: pytest.CaptureFixture) -> None:
@@ -242,17 +267,21 @@ def test_cli_help_documents_remove(capsys: pytest.CaptureFixture) -> None:
 
 
 def test_postgresql_backup_removed_by_the_cli(
-        tmp_path: Path, pg_url: str, capsys: pytest.CaptureFixture) -> None:
+    tmp_path: Path, pg_url: str, capsys: pytest.CaptureFixture
+) -> None:
     engine = sa.create_engine(pg_url)
     with engine.begin() as conn:
         conn.exec_driver_sql("create table orders (id int primary key, total int)")
-        conn.exec_driver_sql("insert into orders select g, g * 3 "
-                             "from generate_series(1, 500) g")
+        conn.exec_driver_sql(
+            "insert into orders select g, g * 3 from generate_series(1, 500) g"
+        )
     engine.dispose()
     workspace(tmp_path, pg_url, "pg").close()  # no retention policy: not needed
     config = tmp_path / "dbr.toml"
-    ids = [json.loads(run(capsys, config, "create", "pg", "--json")[1])["id"]
-           for _ in range(3)]
+    ids = [
+        json.loads(run(capsys, config, "create", "pg", "--json")[1])["id"]
+        for _ in range(3)
+    ]
     assert run(capsys, config, "verify", ids[1])[0] == 0
     code, out, _ = run(capsys, config, "remove", ids[0], "--yes", "--json")
     assert code == 0 and json.loads(out)["status"] == "succeeded"

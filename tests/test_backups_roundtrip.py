@@ -64,9 +64,12 @@ def _round_trip(ws, name: str, damage: str) -> dict:
 def test_postgresql_pagila_round_trip(tmp_path: Path, pg_url: str) -> None:
     load_pagila(pg_url)
     ws = workspace(tmp_path, pg_url, "pagila")
-    after = _round_trip(ws, "pagila",
-                        "delete from payment where amount < 3; "
-                        "drop view sales_by_store; create table oops (x int)")
+    after = _round_trip(
+        ws,
+        "pagila",
+        "delete from payment where amount < 3; "
+        "drop view sales_by_store; create table oops (x int)",
+    )
     assert after["tables"]["rental"] == 16044
     assert after["tables"]["payment"] == 16049
     assert after["objects"]["triggers"] > 0 and after["objects"]["views"] > 0
@@ -79,29 +82,37 @@ def test_postgresql_pagila_round_trip(tmp_path: Path, pg_url: str) -> None:
 
 
 def test_mariadb_sakila_round_trip_keeps_four_byte_characters(
-        tmp_path: Path, mysql_url: str) -> None:
+    tmp_path: Path, mysql_url: str
+) -> None:
     load_sakila(mysql_url)
     ws = workspace(tmp_path, mysql_url, "sakila")
     emoji = "Pin\U0001f4cc \U0001f600 \U00020bb7 caf\u00e9"
     with ws.target("sakila").engine().begin() as conn:
-        conn.execute(sa.text("alter table actor convert to character set utf8mb4 "
-                             "collate utf8mb4_unicode_ci"))
-        conn.execute(sa.text("update actor set first_name = :v where actor_id = 1"),
-                     {"v": emoji})
+        conn.execute(
+            sa.text(
+                "alter table actor convert to character set utf8mb4 "
+                "collate utf8mb4_unicode_ci"
+            )
+        )
+        conn.execute(
+            sa.text("update actor set first_name = :v where actor_id = 1"), {"v": emoji}
+        )
     after = _round_trip(ws, "sakila", "delete from payment where amount < 3")
     assert after["tables"]["rental"] == 16044 and after["tables"]["film_text"] == 1000
     assert after["objects"] == {"views": 7, "triggers": 6, "routines": 6}
     with ws.target("sakila").engine().connect() as conn:
-        assert conn.execute(sa.text(
-            "select first_name from actor where actor_id = 1")).scalar() == emoji
+        assert (
+            conn.execute(
+                sa.text("select first_name from actor where actor_id = 1")
+            ).scalar()
+            == emoji
+        )
     first = backups.list_backups(ws, "sakila")[-1]  # newest first: the oldest
-    assert any("film_text uses the MyISAM engine" in n
-               for n in first.manifest["notes"])
+    assert any("film_text uses the MyISAM engine" in n for n in first.manifest["notes"])
     ws.close()
 
 
-def test_sqlite_chinook_round_trip_in_wal_mode(tmp_path: Path, sqlite_url: str
-                                               ) -> None:
+def test_sqlite_chinook_round_trip_in_wal_mode(tmp_path: Path, sqlite_url: str) -> None:
     path = load_chinook_sqlite(sqlite_url)
     import sqlite3
 
@@ -137,8 +148,9 @@ def test_restore_into_another_database(tmp_path: Path, sqlite_url: str) -> None:
     ws.close()
 
 
-def test_a_backup_of_another_dialect_is_refused(tmp_path: Path, sqlite_url: str,
-                                                pg_url: str) -> None:
+def test_a_backup_of_another_dialect_is_refused(
+    tmp_path: Path, sqlite_url: str, pg_url: str
+) -> None:
     load_chinook_sqlite(sqlite_url)
     ws = workspace(tmp_path, sqlite_url, "chinook")
     backup = backups.create_backup(ws, "chinook")

@@ -46,8 +46,10 @@ async def test_small_terminal_shows_tabs_and_switches_panes(demo_config: Path) -
     async with app.run_test(size=(80, 24)) as pilot:
         screen = app.screen
         assert isinstance(screen, MainScreen)
-        await settle(pilot, lambda: len(screen.query_one("#journal-table",
-                                                          VirtualTable).rows) == 2)
+        await settle(
+            pilot,
+            lambda: len(screen.query_one("#journal-table", VirtualTable).rows) == 2,
+        )
         assert not screen.has_class("-wide")
         text = screen_text(app)
         assert "1 Migrations" in text and "4 Rollback log" in text
@@ -67,7 +69,11 @@ async def test_large_terminal_shows_all_four_panes(demo_config: Path) -> None:
         await pilot.pause()
         assert screen.has_class("-wide")
         assert [p.id for p in screen.query(".pane") if p.display] == [
-            "migrations", "backups", "health", "journal"]
+            "migrations",
+            "backups",
+            "health",
+            "journal",
+        ]
         await pilot.resize_terminal(80, 24)
         await pilot.pause()
         assert not screen.has_class("-wide")
@@ -93,8 +99,12 @@ async def test_alerts_stream_and_toasts_follow_the_journal(demo_config: Path) ->
     async with app.run_test(size=(80, 24)) as pilot:
         screen = app.screen
         await settle(pilot, lambda: screen.last_event_id > 0)
-        warn(app.ws, "shop", "health degraded: orders in the last day failing",
-             Severity.CRITICAL)
+        warn(
+            app.ws,
+            "shop",
+            "health degraded: orders in the last day failing",
+            Severity.CRITICAL,
+        )
         await settle(pilot, lambda: "health degraded" in screen_text(app), tries=200)
         text = screen_text(app)
         assert "CRIT" in text  # the severity in words, not only in red
@@ -116,8 +126,7 @@ async def test_read_only_greys_out_every_changing_action(demo_config: Path) -> N
         assert app.screen.active_bindings["P"].enabled is False  # prune
 
 
-async def test_command_palette_lists_actions_with_their_keys(
-        demo_config: Path) -> None:
+async def test_command_palette_lists_actions_with_their_keys(demo_config: Path) -> None:
     app = open_app(demo_config)
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.press("ctrl+p")
@@ -148,7 +157,8 @@ def test_demo_and_config_together_are_refused(capsys: pytest.CaptureFixture) -> 
 
 
 async def test_a_silent_database_never_freezes_the_screen(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A server that takes connections and never answers: keys still work."""
     import socket
 
@@ -161,9 +171,13 @@ async def test_a_silent_database_never_freezes_the_screen(
     silent.bind(("127.0.0.1", 0))
     silent.listen(8)  # the kernel completes handshakes; nobody ever answers
     port = silent.getsockname()[1]
-    config.write_text(config.read_text() + (
-        f'\n[targets.stuck]\nurl = "postgresql+psycopg://dbr@127.0.0.1:{port}/app"\n'
-        'alembic = "alembic.ini"\n'))
+    config.write_text(
+        config.read_text()
+        + (
+            f'\n[targets.stuck]\nurl = "postgresql+psycopg://dbr@127.0.0.1:{port}/app"\n'
+            'alembic = "alembic.ini"\n'
+        )
+    )
     try:
         app = open_app(config, target="stuck")
         async with app.run_test(size=(100, 30)) as pilot:
@@ -172,24 +186,30 @@ async def test_a_silent_database_never_freezes_the_screen(
             assert "stuck" in text and "postgresql" in text
             assert "loading…" in text  # says it is waiting, does not hang
             await pilot.press("4")
-            assert [p.id for p in app.screen.query(".pane") if p.display] == [
-                "journal"]
+            assert [p.id for p in app.screen.query(".pane") if p.display] == ["journal"]
             await pilot.press("t")
             await settle(pilot, lambda: isinstance(app.screen, TargetsScreen))
             assert "stuck  score unknown" in screen_text(app)
             await pilot.press("up", "enter")
             await settle(pilot, lambda: app.target_name == "shop")
             header = app.screen.query_one(TargetHeader)
-            await settle(pilot, lambda: header.current is not None
-                         and header.current.name == "shop"
-                         and header.current.score is not None, tries=400)
+            await settle(
+                pilot,
+                lambda: (
+                    header.current is not None
+                    and header.current.name == "shop"
+                    and header.current.score is not None
+                ),
+                tries=400,
+            )
             assert "stuck ?" in screen_text(app)  # its score: unknown, in words
     finally:
         silent.close()
 
 
 async def test_command_palette_on_a_flow_screen_lists_its_keys(
-        demo_config: Path) -> None:
+    demo_config: Path,
+) -> None:
     app = open_app(demo_config)
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.press("e")  # the timeline export screen
@@ -199,10 +219,13 @@ async def test_command_palette_on_a_flow_screen_lists_its_keys(
 
 
 def test_a_malformed_target_url_stops_the_console_naming_the_key(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     config = init_demo(tmp_path / "ws")
-    config.write_text(config.read_text() + (
-        '\n[targets.broken]\nurl = "postgresql+psycopg://dbr@127.0.0.1:/app"\n'))
+    config.write_text(
+        config.read_text()
+        + ('\n[targets.broken]\nurl = "postgresql+psycopg://dbr@127.0.0.1:/app"\n')
+    )
     with pytest.raises(SystemExit) as stopped:
         console_main(["--config", str(config), "broken"])
     assert stopped.value.code == 2

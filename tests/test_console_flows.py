@@ -53,8 +53,11 @@ async def test_downgrade_flow_preview_confirm_progress_result(demo: Path) -> Non
         await pilot.press("1")
         await select_revision(app, pilot, "60e91c")
         await pilot.press("d")
-        await settle(pilot, lambda: isinstance(app.screen, PlanScreen)
-                     and app.screen.plan is not None, tries=400)
+        await settle(
+            pilot,
+            lambda: isinstance(app.screen, PlanScreen) and app.screen.plan is not None,
+            tries=400,
+        )
         text = screen_text(app)
         assert "DESTROYS DATA" in text
         assert "ALTER TABLE orders DROP COLUMN status" in text
@@ -102,8 +105,11 @@ async def test_declining_the_safety_backup_is_shown_and_journaled(demo: Path) ->
     async with app.run_test(size=(100, 40)) as pilot:
         await select_revision(app, pilot, "60e91c")
         await pilot.press("d")
-        await settle(pilot, lambda: isinstance(app.screen, PlanScreen)
-                     and app.screen.plan is not None, tries=400)
+        await settle(
+            pilot,
+            lambda: isinstance(app.screen, PlanScreen) and app.screen.plan is not None,
+            tries=400,
+        )
         await pilot.press("s")
         assert "DECLINED" in screen_text(app)
         await pilot.press("c", *"shop", "enter")
@@ -123,8 +129,11 @@ async def test_read_only_preview_cannot_be_confirmed(demo: Path) -> None:
     async with app.run_test(size=(100, 40)) as pilot:
         await select_revision(app, pilot, "60e91c")
         await pilot.press("d")  # a preview changes nothing: it opens
-        await settle(pilot, lambda: isinstance(app.screen, PlanScreen)
-                     and app.screen.plan is not None, tries=400)
+        await settle(
+            pilot,
+            lambda: isinstance(app.screen, PlanScreen) and app.screen.plan is not None,
+            tries=400,
+        )
         assert "read-only: this is a preview only" in screen_text(app)
         await pilot.press("c")  # disabled: no confirmation dialog
         await pilot.pause()
@@ -161,8 +170,11 @@ async def test_backup_create_verify_pin_and_prune_preview(demo: Path) -> None:
         await pilot.press("p")
         await settle(pilot, lambda: table.rows[0].text(5) == "PINNED", tries=400)
         await pilot.press("P")
-        await settle(pilot, lambda: isinstance(app.screen, PlanScreen)
-                     and app.screen.plan is not None, tries=400)
+        await settle(
+            pilot,
+            lambda: isinstance(app.screen, PlanScreen) and app.screen.plan is not None,
+            tries=400,
+        )
         text = screen_text(app)
         assert f"of {before + 1} backups go" in text
         assert "keep" in text and "pinned" in text
@@ -182,15 +194,19 @@ async def test_restore_flow_brings_back_the_rows(demo: Path) -> None:
         table = app.screen.query_one("#backups-table", VirtualTable)
         await settle(pilot, lambda: table.move_to(made.id), tries=400)
         await pilot.press("R")
-        await settle(pilot, lambda: isinstance(app.screen, PlanScreen)
-                     and app.screen.plan is not None, tries=400)
+        await settle(
+            pilot,
+            lambda: isinstance(app.screen, PlanScreen) and app.screen.plan is not None,
+            tries=400,
+        )
         text = screen_text(app)
         assert "DESTROYS DATA" in text and "order_lines" in text
         await pilot.press("c", *"shop", "enter")
         await settle(pilot, lambda: isinstance(app.screen, ProgressScreen))
         await settle(pilot, lambda: app.screen.finished, tries=RUN_TRIES)
         assert app.screen.operation["status"] == "succeeded", [
-            s.get("error") for s in app.screen.operation["steps"]]
+            s.get("error") for s in app.screen.operation["steps"]
+        ]
     ws = Workspace.open(demo)
     try:
         with ws.target("shop").engine().connect() as conn:
@@ -217,24 +233,43 @@ async def test_roll_back_or_restore_shows_both_paths(demo: Path) -> None:
         assert "Downgrade migrations" in text and "Restore the latest" in text
         assert "DESTROYS DATA" in text
         await pilot.press("2")
-        await settle(pilot, lambda: isinstance(app.screen, PlanScreen)
-                     and app.screen.plan is not None, tries=400)
+        await settle(
+            pilot,
+            lambda: isinstance(app.screen, PlanScreen) and app.screen.plan is not None,
+            tries=400,
+        )
         assert "restore" in screen_text(app).lower()
 
 
 async def test_fired_trigger_raises_a_banner_that_opens_its_plan(demo: Path) -> None:
     app = open_app(demo)
     async with app.run_test(size=(100, 30)) as pilot:
-        await settle(pilot, lambda: app.screen.last_event_id >= 0 and
-                     app.screen.query_one("#journal-table", VirtualTable) is not None)
+        await settle(
+            pilot,
+            lambda: (
+                app.screen.last_event_id >= 0
+                and app.screen.query_one("#journal-table", VirtualTable) is not None
+            ),
+        )
         await pilot.pause(0.5)
-        warn(app.ws, "shop", "trigger 'score stays low' fired (3 of 3 samples below "
-             "60); suggests downgrade:1", Severity.WARNING, kind=TRIGGER_FIRED,
-             trigger="score stays low", strategy="downgrade:1", mode="suggest")
+        warn(
+            app.ws,
+            "shop",
+            "trigger 'score stays low' fired (3 of 3 samples below "
+            "60); suggests downgrade:1",
+            Severity.WARNING,
+            kind=TRIGGER_FIRED,
+            trigger="score stays low",
+            strategy="downgrade:1",
+            mode="suggest",
+        )
         await settle(pilot, lambda: "TRIGGER FIRED" in screen_text(app), tries=200)
         await pilot.press("f")
-        await settle(pilot, lambda: isinstance(app.screen, PlanScreen)
-                     and app.screen.plan is not None, tries=400)
+        await settle(
+            pilot,
+            lambda: isinstance(app.screen, PlanScreen) and app.screen.plan is not None,
+            tries=400,
+        )
         assert "downgrade" in screen_text(app).lower()
 
 
@@ -279,8 +314,11 @@ async def test_an_operation_outlives_the_console(demo: Path) -> None:
         assert "back up shop" in screen_text(app)
         assert "✓ succeeded" in screen_text(app)
         await pilot.press("enter")
-        await settle(pilot, lambda: isinstance(app.screen, ProgressScreen)
-                     and app.screen.finished, tries=400)
+        await settle(
+            pilot,
+            lambda: isinstance(app.screen, ProgressScreen) and app.screen.finished,
+            tries=400,
+        )
         assert "SUCCEEDED: back up shop" in screen_text(app)
 
 
@@ -312,8 +350,9 @@ async def test_upgrade_to_a_pending_revision(demo: Path) -> None:
     ws = Workspace.open(demo)
     try:
         target = ws.target("shop")
-        plan = migrations.plan(target, "60e91c", direction="downgrade",
-                               journal=ws.journal)
+        plan = migrations.plan(
+            target, "60e91c", direction="downgrade", journal=ws.journal
+        )
         assert ws.executor.run(plan, target, confirmed=True, safety_backup=False).ok
     finally:
         ws.close()
@@ -322,8 +361,11 @@ async def test_upgrade_to_a_pending_revision(demo: Path) -> None:
         await select_revision(app, pilot, "70fa42")
         assert "· pending" in screen_text(app)
         await pilot.press("u")
-        await settle(pilot, lambda: isinstance(app.screen, PlanScreen)
-                     and app.screen.plan is not None, tries=400)
+        await settle(
+            pilot,
+            lambda: isinstance(app.screen, PlanScreen) and app.screen.plan is not None,
+            tries=400,
+        )
         assert "does not destroy data" in screen_text(app)
         await pilot.press("c")
         await settle(pilot, lambda: isinstance(app.screen, ConfirmScreen))
@@ -346,8 +388,13 @@ async def test_a_refused_run_says_why_and_changes_nothing(demo: Path) -> None:
         async with app.run_test(size=(100, 40)) as pilot:
             await select_revision(app, pilot, "60e91c")
             await pilot.press("d")
-            await settle(pilot, lambda: isinstance(app.screen, PlanScreen)
-                         and app.screen.plan is not None, tries=400)
+            await settle(
+                pilot,
+                lambda: (
+                    isinstance(app.screen, PlanScreen) and app.screen.plan is not None
+                ),
+                tries=400,
+            )
             await pilot.press("c", *"shop", "enter")
             await settle(pilot, lambda: isinstance(app.screen, ProgressScreen))
             await settle(pilot, lambda: app.screen.finished, tries=RUN_TRIES)
@@ -363,14 +410,19 @@ async def test_a_refused_run_says_why_and_changes_nothing(demo: Path) -> None:
 async def test_a_running_operation_is_shown_and_followed(demo: Path) -> None:
     """An operation running elsewhere (here: this process) is announced and followed."""
     ws = Workspace.open(demo)
-    op = ws.journal.begin("backup.restore", "shop", "restore shop from backup x",
-                          plan={"steps": [{"name": "restore"}]})
+    op = ws.journal.begin(
+        "backup.restore",
+        "shop",
+        "restore shop from backup x",
+        plan={"steps": [{"name": "restore"}]},
+    )
     step = ws.journal.step_started(op, 0, "restore", "replace shop")
     try:
         app = open_app(demo)
         async with app.run_test(size=(120, 40)) as pilot:
-            await settle(pilot, lambda: "RUNNING: restore shop" in screen_text(app),
-                         tries=400)
+            await settle(
+                pilot, lambda: "RUNNING: restore shop" in screen_text(app), tries=400
+            )
             assert any("is running" in str(n.message) for n in app._notifications)
             await pilot.press("4")
             table = app.screen.query_one("#journal-table", VirtualTable)
@@ -402,5 +454,8 @@ async def test_deep_verify_marks_the_backup(demo: Path) -> None:
         await settle(pilot, lambda: app.screen.finished, tries=RUN_TRIES)
         assert app.screen.operation["status"] == "succeeded"
         await pilot.press("escape")
-        await settle(pilot, lambda: any(r.key == made.id and r.text(4) == "✓ deep"
-                                        for r in table.rows), tries=400)
+        await settle(
+            pilot,
+            lambda: any(r.key == made.id and r.text(4) == "✓ deep" for r in table.rows),
+            tries=400,
+        )

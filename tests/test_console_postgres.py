@@ -20,14 +20,28 @@ from tests.migrations_helpers import Rev, alembic_upgrade, write_project
 pytestmark = [pytest.mark.anyio, pytest.mark.postgres]
 
 PAGILA_REVISIONS = [
-    Rev("a1staff", None, message="mark staff picks", upgrade="""
+    Rev(
+        "a1staff",
+        None,
+        message="mark staff picks",
+        upgrade="""
         op.add_column("film", sa.Column("staff_pick", sa.Boolean, nullable=True))
         op.execute("UPDATE film SET staff_pick = (film_id % 7 = 0)")
-    """, downgrade='op.drop_column("film", "staff_pick")'),
-    Rev("b2index", "a1staff", message="index staff picks",
+    """,
+        downgrade='op.drop_column("film", "staff_pick")',
+    ),
+    Rev(
+        "b2index",
+        "a1staff",
+        message="index staff picks",
         upgrade='op.create_index("film_staff_pick", "film", ["staff_pick"])',
-        downgrade='op.drop_index("film_staff_pick", table_name="film")'),
-    Rev("c3review", "b2index", message="film reviews", upgrade="""
+        downgrade='op.drop_index("film_staff_pick", table_name="film")',
+    ),
+    Rev(
+        "c3review",
+        "b2index",
+        message="film reviews",
+        upgrade="""
         op.create_table(
             "film_review",
             sa.Column("id", sa.Integer, primary_key=True),
@@ -36,14 +50,20 @@ PAGILA_REVISIONS = [
         )
         op.execute("INSERT INTO film_review (film_id, stars) "
                    "SELECT film_id, 1 + film_id % 5 FROM film")
-    """, downgrade='op.drop_table("film_review")'),
+    """,
+        downgrade='op.drop_table("film_review")',
+    ),
 ]
 
 # Slow enough downgrades to cancel between their steps.
 SLOW_REVISIONS = [
-    Rev(f"s{n}", None if n == 1 else f"s{n - 1}", message=f"step {n}",
+    Rev(
+        f"s{n}",
+        None if n == 1 else f"s{n - 1}",
+        message=f"step {n}",
         upgrade=f'op.add_column("ledger", sa.Column("c{n}", sa.Integer))',
-        downgrade=f'op.execute("SELECT pg_sleep(3)")\nop.drop_column("ledger", "c{n}")')
+        downgrade=f'op.execute("SELECT pg_sleep(3)")\nop.drop_column("ledger", "c{n}")',
+    )
     for n in (1, 2, 3, 4)
 ]
 
@@ -63,7 +83,8 @@ def pagila(pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path
     config.write_text(
         '[state]\nurl = "sqlite:///state.db"\n\n[targets.pagila]\n'
         f'url = "{pg_url}"\nalembic = "alembic.ini"\nbackup_dir = "backups"\n'
-        'critical_tables = ["film", "rental"]\n')
+        'critical_tables = ["film", "rental"]\n'
+    )
     return config
 
 
@@ -80,8 +101,11 @@ async def test_downgrade_on_postgresql_from_the_console(pagila: Path) -> None:
         assert "✓ ok" in screen_text(app)
         assert table.move_to("b2index")
         await pilot.press("d")
-        await settle(pilot, lambda: isinstance(app.screen, PlanScreen)
-                     and app.screen.plan is not None, tries=600)
+        await settle(
+            pilot,
+            lambda: isinstance(app.screen, PlanScreen) and app.screen.plan is not None,
+            tries=600,
+        )
         text = screen_text(app)
         assert "DROP TABLE film_review" in text
         assert "1,000" in text  # the rows the dropped table holds, counted live
@@ -91,14 +115,13 @@ async def test_downgrade_on_postgresql_from_the_console(pagila: Path) -> None:
         await settle(pilot, lambda: isinstance(app.screen, ProgressScreen))
         await settle(pilot, lambda: app.screen.finished, tries=2400)
         assert app.screen.operation["status"] == "succeeded", [
-            s.get("error") for s in app.screen.operation["steps"]]
+            s.get("error") for s in app.screen.operation["steps"]
+        ]
     ws = Workspace.open(pagila)
     try:
         assert migrations.current(ws.target("pagila")).heads == ["b2index"]
     finally:
         ws.close()
-
-
 
 
 @pytest.fixture
@@ -113,7 +136,8 @@ def slow_project(pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     config = project / "dbr.toml"
     config.write_text(
         '[state]\nurl = "sqlite:///state.db"\n\n[targets.ledger]\n'
-        f'url = "{pg_url}"\nalembic = "alembic.ini"\nbackup_dir = "backups"\n')
+        f'url = "{pg_url}"\nalembic = "alembic.ini"\nbackup_dir = "backups"\n'
+    )
     return config
 
 
@@ -124,8 +148,11 @@ async def test_cancel_stops_the_run_between_steps(slow_project: Path) -> None:
         await settle(pilot, lambda: len(table.rows) == 4, tries=600)
         assert table.move_to("s1")
         await pilot.press("d")
-        await settle(pilot, lambda: isinstance(app.screen, PlanScreen)
-                     and app.screen.plan is not None, tries=600)
+        await settle(
+            pilot,
+            lambda: isinstance(app.screen, PlanScreen) and app.screen.plan is not None,
+            tries=600,
+        )
         await pilot.press("s", "c", *"ledger", "enter")  # no safety backup: faster
         await settle(pilot, lambda: isinstance(app.screen, ProgressScreen))
         progress = app.screen

@@ -40,8 +40,10 @@ def demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def catalog(config: Path) -> tuple[list[Backup], Path]:
     ws = Workspace.open(config)
     try:
-        return (backups.list_backups(ws, "shop"),
-                Path(ws.settings.target("shop").backup_dir))
+        return (
+            backups.list_backups(ws, "shop"),
+            Path(ws.settings.target("shop").backup_dir),
+        )
     finally:
         ws.close()
 
@@ -57,12 +59,12 @@ def roles(listed: list[Backup]) -> tuple[Backup, Backup, list[Backup]]:
 async def tag(app, pilot, table: VirtualTable, backup_id: str) -> None:
     assert table.move_to(backup_id)
     await pilot.press("space")
-    await settle(pilot, lambda: backup_id in app.screen.query_one(
-        "#backups").tagged)
+    await settle(pilot, lambda: backup_id in app.screen.query_one("#backups").tagged)
 
 
 async def test_tagged_backups_are_removed_and_the_protected_ones_refused(
-        demo: Path) -> None:
+    demo: Path,
+) -> None:
     listed, folder = catalog(demo)
     pinned, verified, others = roles(listed)
     doomed = others[:2]
@@ -76,17 +78,25 @@ async def test_tagged_backups_are_removed_and_the_protected_ones_refused(
         assert sum(row.text(0) == "DEL" for row in table.rows) == 4
 
         await pilot.press("P")
-        await settle(pilot, lambda: isinstance(app.screen, PruneScreen)
-                     and app.screen.plan is not None, tries=400)
+        await settle(
+            pilot,
+            lambda: isinstance(app.screen, PruneScreen) and app.screen.plan is not None,
+            tries=400,
+        )
         assert app.screen.plan.kind == "backup.remove"
         text = screen_text(app)
         freed = sum(b.size for b in doomed)
         assert f"2 of {len(listed)} backups go, {size(freed)} freed" in text
         assert f"({freed:,} bytes)" in text
         assert "2 tagged cannot be removed and stay" in text
-        lines = {b.id: next(line for line in text.splitlines() if b.id in line
-                            and ("REMOVE" in line or "REFUSED" in line))
-                 for b in (*doomed, pinned, verified)}
+        lines = {
+            b.id: next(
+                line
+                for line in text.splitlines()
+                if b.id in line and ("REMOVE" in line or "REFUSED" in line)
+            )
+            for b in (*doomed, pinned, verified)
+        }
         for backup in doomed:
             assert "REMOVE" in lines[backup.id]
             assert "chosen by the operator" in lines[backup.id]
@@ -105,7 +115,8 @@ async def test_tagged_backups_are_removed_and_the_protected_ones_refused(
         await settle(pilot, lambda: app.screen.finished, tries=RUN_TRIES)
         operation = app.screen.operation
         assert operation["status"] == "succeeded", [
-            s.get("error") for s in operation["steps"]]
+            s.get("error") for s in operation["steps"]
+        ]
         assert operation["kind"] == "backup.remove"
 
         await pilot.press("escape")
@@ -118,9 +129,11 @@ async def test_tagged_backups_are_removed_and_the_protected_ones_refused(
     assert {b.id for b in after} == {b.id for b in listed} - {b.id for b in doomed}
     assert pinned.id in {b.id for b in after} and verified.id in {b.id for b in after}
     assert sorted(p.name for p in folder.glob("*.zst")) == sorted(
-        b.path.name for b in after)
+        b.path.name for b in after
+    )
     assert sorted(p.name for p in folder.glob("*.manifest.json")) == sorted(
-        b.manifest_path.name for b in after)
+        b.manifest_path.name for b in after
+    )
 
 
 async def test_the_retention_policy_can_be_added_to_the_tagged(demo: Path) -> None:
@@ -133,12 +146,20 @@ async def test_the_retention_policy_can_be_added_to_the_tagged(demo: Path) -> No
         await settle(pilot, lambda: len(table.rows) == len(listed), tries=400)
         await tag(app, pilot, table, others[0].id)
         await pilot.press("P")
-        await settle(pilot, lambda: isinstance(app.screen, PruneScreen)
-                     and app.screen.plan is not None, tries=400)
+        await settle(
+            pilot,
+            lambda: isinstance(app.screen, PruneScreen) and app.screen.plan is not None,
+            tries=400,
+        )
         assert "retention policy: not applied" in screen_text(app)
         await pilot.press("r")
-        await settle(pilot, lambda: app.screen.plan is not None
-                     and app.screen.plan.kind == "backup.prune", tries=400)
+        await settle(
+            pilot,
+            lambda: (
+                app.screen.plan is not None and app.screen.plan.kind == "backup.prune"
+            ),
+            tries=400,
+        )
         text = screen_text(app)
         assert "retention policy: applied too" in text
         assert "and prune by its retention policy" in text

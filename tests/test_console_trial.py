@@ -49,8 +49,9 @@ def notices(app: Any) -> str:
 def footer_keys(app: Any) -> dict[str, bool]:
     """Each key the footer shows, and whether it is shown enabled."""
     footer = app.screen.query_one(Footer)
-    return {key.key: not key.has_class("-disabled")
-            for key in footer.query("FooterKey")}
+    return {
+        key.key: not key.has_class("-disabled") for key in footer.query("FooterKey")
+    }
 
 
 async def rows_of(pilot: Any, app: Any, table_id: str, at_least: int = 1) -> Any:
@@ -77,8 +78,9 @@ async def test_backup_detail_follows_the_cursor_and_the_filter(demo: Path) -> No
         assert shown[0] in text and second not in text
         # An action acts on what the detail shows: p unpins the catalog backup.
         await pilot.press("p")
-        await settle(pilot, lambda: f"backup {shown[0]} unpinned" in notices(app),
-                     tries=400)
+        await settle(
+            pilot, lambda: f"backup {shown[0]} unpinned" in notices(app), tries=400
+        )
 
 
 async def test_revision_detail_follows_the_cursor(demo: Path) -> None:
@@ -97,7 +99,8 @@ async def test_revision_detail_follows_the_cursor(demo: Path) -> None:
 
 
 async def test_switching_to_a_target_without_alembic_clears_the_old_history(
-        demo: Path) -> None:
+    demo: Path,
+) -> None:
     plain = demo.parent / "plain.db"
     with sqlite3.connect(plain) as conn:
         conn.execute("create table notes (id integer primary key, body text)")
@@ -113,9 +116,14 @@ async def test_switching_to_a_target_without_alembic_clears_the_old_history(
         await pilot.press("t")
         await settle(pilot, lambda: isinstance(app.screen, TargetsScreen))
         await pilot.press("down", "enter")
-        await settle(pilot, lambda: isinstance(app.screen, MainScreen)
-                     and "plain has no Alembic project" in screen_text(app),
-                     tries=400)
+        await settle(
+            pilot,
+            lambda: (
+                isinstance(app.screen, MainScreen)
+                and "plain has no Alembic project" in screen_text(app)
+            ),
+            tries=400,
+        )
         text = screen_text(app)
         assert "database at" not in text and "70fa42" not in text
         assert not app.screen.query_one("#revisions-table", VirtualTable).rows
@@ -133,15 +141,19 @@ async def test_read_only_disables_changes_visibly_and_says_so(demo: Path) -> Non
         assert keys["b"] is False and keys["v"] is False and keys["P"] is False
         assert keys["slash"] is True
         await pilot.press("b")
-        await settle(pilot, lambda: "read-only: Create a backup is disabled"
-                     in notices(app))
+        await settle(
+            pilot, lambda: "read-only: Create a backup is disabled" in notices(app)
+        )
         # A preview changes nothing: d still shows it, with Confirm disabled.
         await pilot.press("1")
         table = await rows_of(pilot, app, "revisions-table", 8)
         assert table.move_to("60e91c")
         await pilot.press("d")
-        await settle(pilot, lambda: isinstance(app.screen, PlanScreen)
-                     and app.screen.plan is not None, tries=400)
+        await settle(
+            pilot,
+            lambda: isinstance(app.screen, PlanScreen) and app.screen.plan is not None,
+            tries=400,
+        )
         assert "ALTER TABLE orders DROP COLUMN status" in screen_text(app)
         keys = footer_keys(app)
         assert keys["c"] is False and keys["s"] is False
@@ -156,8 +168,11 @@ async def test_typed_confirmation_shows_every_critical_risk(demo: Path) -> None:
         table = await rows_of(pilot, app, "revisions-table", 8)
         assert table.move_to("10a1f3")
         await pilot.press("d")
-        await settle(pilot, lambda: isinstance(app.screen, PlanScreen)
-                     and app.screen.plan is not None, tries=400)
+        await settle(
+            pilot,
+            lambda: isinstance(app.screen, PlanScreen) and app.screen.plan is not None,
+            tries=400,
+        )
         critical = [r for r in app.screen.plan.risks if r.severity == "critical"]
         assert len(critical) > 3
         await pilot.press("c")
@@ -212,9 +227,13 @@ async def test_progress_says_it_is_checking_after_the_last_step(demo: Path) -> N
         release.wait(60)  # held until the screen has been read
         return True, "score back to 100%"
 
-    plan = Plan(kind="check.orders", target="shop", title="count and wait",
-                steps=[Step("count", "count", lambda ctx: {"n": 1})],
-                postconditions=[Postcondition("health recovers", recovered)])
+    plan = Plan(
+        kind="check.orders",
+        target="shop",
+        title="count and wait",
+        steps=[Step("count", "count", lambda ctx: {"n": 1})],
+        postconditions=[Postcondition("health recovers", recovered)],
+    )
     runner = threading.Thread(target=run_plan, args=(app.ws, plan))
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.pause()
@@ -224,13 +243,16 @@ async def test_progress_says_it_is_checking_after_the_last_step(demo: Path) -> N
             for _ in range(200):
                 await pilot.pause(0.05)
                 running = app.ws.journal.operations("shop", limit=5)
-                operation = next((o for o in running if o["title"] == plan.title),
-                                 None)
+                operation = next((o for o in running if o["title"] == plan.title), None)
                 if operation:
                     break
             assert operation is not None
-            app.push_screen(ProgressScreen("shop", operation_id=operation["id"],
-                                           plan=plan.to_dict()))
+            app.push_screen(
+                ProgressScreen(
+                    "shop", operation_id=operation["id"], plan=plan.to_dict()
+                )
+            )
+
             def words() -> str:
                 return " ".join(screen_text(app).split())
 
@@ -248,11 +270,16 @@ async def test_backups_footer_and_retention_fit_80_columns(demo: Path) -> None:
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("2")
         table = await rows_of(pilot, app, "backups-table", 5)
-        await settle(pilot, lambda: "retention: keep:" in screen_text(app),
-                     tries=400)
+        await settle(pilot, lambda: "retention: keep:" in screen_text(app), tries=400)
         footer = screen_text(app).splitlines()[-1]
-        for words in ("R Restore", "b Backup", "v Verify", "p Pin", "P Prune",
-                      "/ Filter"):
+        for words in (
+            "R Restore",
+            "b Backup",
+            "v Verify",
+            "p Pin",
+            "P Prune",
+            "/ Filter",
+        ):
             assert words in footer
         verdict = app.screen.query_one("#backups").verdicts[table.current.key]
         text = " ".join(screen_text(app).split())
@@ -274,7 +301,8 @@ def test_demo_is_built_fresh_in_a_new_temporary_folder() -> None:
 
 
 def test_demo_help_says_where_the_demo_is_built(
-        capsys: pytest.CaptureFixture[str]) -> None:
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     with pytest.raises(SystemExit):
         parse_args(["--help"])
     words = " ".join(capsys.readouterr().out.split())

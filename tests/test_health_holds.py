@@ -22,10 +22,12 @@ from core.workspace import Workspace
 def _demo(tmp_path: Path, *, mode: str = "auto", cooldown: int = 600) -> Path:
     config = init_demo(tmp_path / "demo")
     text = config.read_text()
-    for old, new in (('interval = 5 ', 'interval = 1 '),
-                     ('score_below = 60', 'checks_failing = ["alembic heads"]'),
-                     ('consecutive = 3 ', 'consecutive = 1 '),
-                     ('mode = "suggest"', f'mode = "{mode}"\ncooldown = {cooldown}')):
+    for old, new in (
+        ("interval = 5 ", "interval = 1 "),
+        ("score_below = 60", 'checks_failing = ["alembic heads"]'),
+        ("consecutive = 3 ", "consecutive = 1 "),
+        ('mode = "suggest"', f'mode = "{mode}"\ncooldown = {cooldown}'),
+    ):
         assert old in text, old
         text = text.replace(old, new)
     config.write_text(text)
@@ -52,14 +54,25 @@ def _fired(ws: Workspace) -> list[dict]:
 
 
 def _operator_downgrades(config: Path, capsys: pytest.CaptureFixture) -> None:
-    code = main(["--config", str(config), "migrations", "downgrade", "shop",
-                 "--to", "20c4e7", "--yes"])
+    code = main(
+        [
+            "--config",
+            str(config),
+            "migrations",
+            "downgrade",
+            "shop",
+            "--to",
+            "20c4e7",
+            "--yes",
+        ]
+    )
     assert code == 0, capsys.readouterr()
     capsys.readouterr()
 
 
 def test_auto_trigger_is_held_after_the_operators_own_downgrade(
-        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     config = _demo(tmp_path)
     _operator_downgrades(config, capsys)
     ws = Workspace.open(config)
@@ -82,7 +95,8 @@ def test_auto_trigger_is_held_after_the_operators_own_downgrade(
 
 
 def test_downgrade_is_held_when_the_database_is_already_behind_its_heads(
-        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     config = _demo(tmp_path, cooldown=0)  # no cooldown: only being behind holds it
     _operator_downgrades(config, capsys)
     ws = Workspace.open(config)
@@ -97,22 +111,28 @@ def test_downgrade_is_held_when_the_database_is_already_behind_its_heads(
     fired = _fired(ws)
     assert len(fired) == 2
     for event in fired:
-        assert "shop is at 20c4e7, behind the project's head 70fa42" in \
-            event["data"]["held"]
+        assert (
+            "shop is at 20c4e7, behind the project's head 70fa42"
+            in event["data"]["held"]
+        )
         assert "a further downgrade can only destroy more" in event["message"]
     ws.close()
 
 
 def test_auto_trigger_is_held_while_an_operation_holds_the_lock(
-        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     config = _demo(tmp_path, cooldown=0)
     ws = Workspace.open(config)
     # The database at its head but a check failing would fire it; here it is the
     # lock of an operation running now (this very process) that holds it.
     _operator_downgrades(config, capsys)
     ws.close()
-    config.write_text(config.read_text().replace(
-        'strategy = "downgrade:1"', 'strategy = "restore:latest"'))
+    config.write_text(
+        config.read_text().replace(
+            'strategy = "downgrade:1"', 'strategy = "restore:latest"'
+        )
+    )
     ws = Workspace.open(config)
     running = new_id()
     ws.journal.acquire_lock("shop", running, "migration.upgrade")
@@ -127,13 +147,15 @@ def test_auto_trigger_is_held_while_an_operation_holds_the_lock(
     assert ws.journal.operations("shop", kind="rollback.*") == []
     [fired] = _fired(ws)
     assert fired["data"]["held"].startswith(
-        f"held: operation {running} (migration.upgrade) by ")
+        f"held: operation {running} (migration.upgrade) by "
+    )
     assert "is running on shop" in fired["data"]["held"]
     ws.close()
 
 
 def test_suggest_mode_still_alerts_and_says_why_auto_would_hold(
-        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     config = _demo(tmp_path, mode="suggest")
     _operator_downgrades(config, capsys)
     ws = Workspace.open(config)

@@ -21,7 +21,8 @@ def workspace(tmp_path: Path, sqlite_url: str) -> Path:
     config.write_text(
         f'[state]\nurl = "sqlite:///{tmp_path / "state.db"}"\n\n'
         f'[targets.shop]\nurl = "{sqlite_url}"\nalembic = "{ini}"\n'
-        f'backup_dir = "{tmp_path / "backups"}"\n')
+        f'backup_dir = "{tmp_path / "backups"}"\n'
+    )
     return config
 
 
@@ -29,8 +30,9 @@ def run(config: Path, *words: str) -> int:
     return main(["--config", str(config), *words])
 
 
-def test_history_json_lists_revisions(workspace: Path,
-                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_history_json_lists_revisions(
+    workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert run(workspace, "migrations", "history", "shop", "--json") == 0
     revisions = json.loads(capsys.readouterr().out)
     assert [r["revision"] for r in revisions] == ["r3", "r2", "r1"]
@@ -44,7 +46,8 @@ def test_history_json_lists_revisions(workspace: Path,
 
 
 def test_downgrade_without_yes_shows_the_plan_and_exits_3(
-        workspace: Path, sqlite_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    workspace: Path, sqlite_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert run(workspace, "migrations", "downgrade", "shop", "--to", "-1") == 3
     captured = capsys.readouterr()
     assert "Step 1. downgrade r3  [DESTRUCTIVE]" in captured.out
@@ -54,10 +57,19 @@ def test_downgrade_without_yes_shows_the_plan_and_exits_3(
 
 
 def test_downgrade_declining_the_safety_backup_is_journaled(
-        workspace: Path, sqlite_url: str, tmp_path: Path,
-        capsys: pytest.CaptureFixture[str]) -> None:
-    code = run(workspace, "migrations", "downgrade", "shop", "--to", "r1", "--yes",
-               "--no-safety-backup", "--json")
+    workspace: Path, sqlite_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = run(
+        workspace,
+        "migrations",
+        "downgrade",
+        "shop",
+        "--to",
+        "r1",
+        "--yes",
+        "--no-safety-backup",
+        "--json",
+    )
     outcome = json.loads(capsys.readouterr().out)
     assert code == 0 and outcome["status"] == "succeeded"
     assert heads(sqlite_url) == ["r1"]
@@ -78,26 +90,41 @@ def test_downgrade_declining_the_safety_backup_is_journaled(
 
 
 def test_plan_json_shape_and_ambiguity_exit_code(
-        workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert run(workspace, "migrations", "plan", "shop", "--to", "-2", "--json") == 0
     plan = json.loads(capsys.readouterr().out)
     assert plan["target"] == "shop" and plan["from"] == ["r3"] and plan["to"] == ["r1"]
     assert [s["revision"] for s in plan["steps"]] == ["r3", "r2"]
     assert plan["risks"][0] | {"message": None} == {
-        "kind": "drop_table", "table": "t_r3", "column": None, "rows": 3,
-        "severity": "critical", "message": None, "bytes": plan["risks"][0]["bytes"],
-        "step": "downgrade r3"}
+        "kind": "drop_table",
+        "table": "t_r3",
+        "column": None,
+        "rows": 3,
+        "severity": "critical",
+        "message": None,
+        "bytes": plan["risks"][0]["bytes"],
+        "step": "downgrade r3",
+    }
     assert plan["transactional"] is True
 
     assert run(workspace, "migrations", "plan", "shop", "--to", "zzz") == 2
     assert "cannot downgrade 'shop' to 'zzz'" in capsys.readouterr().err
 
 
-def test_roundtrip_from_the_command_line(workspace: Path, tmp_path: Path,
-                                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_roundtrip_from_the_command_line(
+    workspace: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     scratch = tmp_path / "scratch.db"
-    code = run(workspace, "migrations", "test", "shop", "--scratch",
-               f"sqlite:///{scratch}", "--json")
+    code = run(
+        workspace,
+        "migrations",
+        "test",
+        "shop",
+        "--scratch",
+        f"sqlite:///{scratch}",
+        "--json",
+    )
     result = json.loads(capsys.readouterr().out)
     assert code == 0 and result["ok"] and result["counts"] == {"ok": 3}
     assert result["scratch_dropped"] and not scratch.exists()
@@ -106,8 +133,7 @@ def test_roundtrip_from_the_command_line(workspace: Path, tmp_path: Path,
     assert entry["status"] == "succeeded" and entry["result"]["counts"] == {"ok": 3}
 
 
-def test_the_demo_workspace(tmp_path: Path,
-                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_demo_workspace(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from core.demo import init_demo
 
     config = init_demo(tmp_path / "demo")
@@ -129,8 +155,10 @@ def test_the_demo_workspace(tmp_path: Path,
     capsys.readouterr()
 
     scratch = tmp_path / "scratch.db"
-    assert run(config, "migrations", "test", "--scratch", f"sqlite:///{scratch}",
-               "--json") == 1  # 60e91c's downgrade is empty on purpose
+    assert (
+        run(config, "migrations", "test", "--scratch", f"sqlite:///{scratch}", "--json")
+        == 1
+    )  # 60e91c's downgrade is empty on purpose
     result = json.loads(capsys.readouterr().out)
     assert result["counts"] == {"ok": 7, "noop": 1}
     assert not scratch.exists()

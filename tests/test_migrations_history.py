@@ -28,14 +28,29 @@ def graph() -> list[Rev]:
     base x depends on b."""
     return [
         Rev("a", None, upgrade=create_table("a")),
-        Rev("b", "a", upgrade=create_table("b"), downgrade='op.drop_table("t_b")',
-            branch_labels=("left",)),
-        Rev("c", "a", upgrade=create_table("c"), downgrade='op.drop_table("t_c")',
-            branch_labels=("right",)),
+        Rev(
+            "b",
+            "a",
+            upgrade=create_table("b"),
+            downgrade='op.drop_table("t_b")',
+            branch_labels=("left",),
+        ),
+        Rev(
+            "c",
+            "a",
+            upgrade=create_table("c"),
+            downgrade='op.drop_table("t_c")',
+            branch_labels=("right",),
+        ),
         Rev("d", ("b", "c"), message="merge left and right"),
         Rev("x", None, upgrade=create_table("x"), branch_labels=("other",)),
-        Rev("y", "x", upgrade='op.add_column("t_b", sa.Column("y", sa.Integer))',
-            downgrade='op.drop_column("t_b", "y")', depends_on=("b",)),
+        Rev(
+            "y",
+            "x",
+            upgrade='op.add_column("t_b", sa.Column("y", sa.Integer))',
+            downgrade='op.drop_column("t_b", "y")',
+            depends_on=("b",),
+        ),
     ]
 
 
@@ -55,8 +70,9 @@ def test_linear_history_marks_what_is_applied(any_url: str, tmp_path: Path) -> N
     assert result.revisions[0].date == "2026-01-02T03:04:05"
 
 
-def test_branches_merges_bases_and_dependencies(sqlite_url: str,
-                                                tmp_path: Path) -> None:
+def test_branches_merges_bases_and_dependencies(
+    sqlite_url: str, tmp_path: Path
+) -> None:
     ini = write_project(tmp_path, graph())
     alembic_upgrade(sqlite_url, ini, "c")
     result = migrations.history(target_for(sqlite_url, ini))
@@ -71,8 +87,15 @@ def test_branches_merges_bases_and_dependencies(sqlite_url: str,
     assert {r for r, rev in by_id.items() if rev.applied} == {"a", "c"}
     assert sorted(result.current.script_heads) == ["d", "y"]
     as_json = result.revisions[0].to_dict()
-    assert {"revision", "down_revisions", "message", "applied", "is_head",
-            "is_merge", "downgrade"} <= set(as_json)
+    assert {
+        "revision",
+        "down_revisions",
+        "message",
+        "applied",
+        "is_head",
+        "is_merge",
+        "downgrade",
+    } <= set(as_json)
     assert set(as_json["downgrade"]) >= {"empty", "operations"}
 
 
@@ -98,7 +121,8 @@ def test_version_table_problems_are_named(sqlite_url: str, tmp_path: Path) -> No
 
 
 def test_env_py_logging_setup_does_not_replace_dbrs(
-        sqlite_url: str, tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    sqlite_url: str, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
     ini = write_project(tmp_path, table_revs("r1"))
     alembic_upgrade(sqlite_url, ini)
     capfd.readouterr()
@@ -126,8 +150,7 @@ def pg_role_url(pg_url: str) -> tuple[str, str]:
     admin = make_engine(PG_ADMIN).execution_options(isolation_level="AUTOCOMMIT")
     database = sa.engine.make_url(pg_url).database
     with admin.connect() as conn:
-        conn.execute(sa.text(f"create role {role} login password "
-                             f"'{password}'"))
+        conn.execute(sa.text(f"create role {role} login password '{password}'"))
         conn.exec_driver_sql(f'alter database "{database}" owner to {role}')
     url = sa.engine.make_url(pg_url).set(username=role, password=None)
     yield url.render_as_string(hide_password=False), password
@@ -142,8 +165,8 @@ def pg_role_url(pg_url: str) -> tuple[str, str]:
 
 
 def test_passwords_with_percent_reach_an_env_py_with_its_own_engine(
-        pg_role_url: tuple[str, str], tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    pg_role_url: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     url, password = pg_role_url
     monkeypatch.setenv("DBR_TEST_PW", password)
     ini = write_project(tmp_path, table_revs("r1", "r2"), own_engine=True)
@@ -168,8 +191,9 @@ def test_histories_of_two_targets_from_several_threads(tmp_path: Path) -> None:
         alembic_upgrade(url, ini)
         targets.append(target_for(url, ini, name=name))
     with ThreadPoolExecutor(4) as pool:
-        found = list(pool.map(lambda t: migrations.history(t).current.heads,
-                              targets * 4))
+        found = list(
+            pool.map(lambda t: migrations.history(t).current.heads, targets * 4)
+        )
     assert found == [["a2"], ["b3"]] * 4
 
 
@@ -180,8 +204,9 @@ def test_an_unreachable_database_is_named(tmp_path: Path) -> None:
         migrations.history(target_for(url, ini))
 
 
-def test_a_broken_env_py_or_revision_is_a_clear_error(sqlite_url: str,
-                                                      tmp_path: Path) -> None:
+def test_a_broken_env_py_or_revision_is_a_clear_error(
+    sqlite_url: str, tmp_path: Path
+) -> None:
     ini = write_project(tmp_path / "env", table_revs("r1"))
     env = tmp_path / "env" / "migrations" / "env.py"
     env.write_text("import app_models_that_are_not_here\n" + env.read_text())
@@ -204,21 +229,27 @@ def test_analyses_are_cached_by_content(sqlite_url: str, tmp_path: Path) -> None
     first = migrations.history(target)
     assert len(list(cache_dir().glob("*.json"))) == 1
     assert [r.downgrade.to_dict() for r in migrations.history(target).revisions] == [
-        r.downgrade.to_dict() for r in first.revisions]
+        r.downgrade.to_dict() for r in first.revisions
+    ]
 
     revision = next((tmp_path / "migrations" / "versions").glob("r2_*.py"))
-    revision.write_text(revision.read_text().replace('op.drop_table("t_r2")',
-                                                     'op.drop_table("t_r9")'))
+    revision.write_text(
+        revision.read_text().replace('op.drop_table("t_r2")', 'op.drop_table("t_r9")')
+    )
     again = migrations.history(target)
     assert again.revisions[0].downgrade.operations[0].table == "t_r9"
 
 
 def test_a_row_that_only_depends_on_another_row_is_a_valid_head(
-        sqlite_url: str, tmp_path: Path) -> None:
-    ini = write_project(tmp_path, [
-        *table_revs("r0", "r1"),
-        Rev("x", None, upgrade=create_table("x"), depends_on=("r1",)),
-    ])
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    ini = write_project(
+        tmp_path,
+        [
+            *table_revs("r0", "r1"),
+            Rev("x", None, upgrade=create_table("x"), depends_on=("r1",)),
+        ],
+    )
     alembic_upgrade(sqlite_url, ini)
     engine = sa.create_engine(sqlite_url)
     with engine.begin() as conn:  # Alembic leaves both rows in such histories

@@ -40,12 +40,12 @@ def graphs(draw: st.DrawFn) -> list[Rev]:
         if number == 0 or shape == "base":
             down = None
         elif shape == "merge" and len(tips) >= 2:
-            pair = draw(st.lists(st.sampled_from(tips), min_size=2, max_size=2,
-                                 unique=True))
+            pair = draw(
+                st.lists(st.sampled_from(tips), min_size=2, max_size=2, unique=True)
+            )
             down = tuple(sorted(pair))
         else:
-            down = draw(st.sampled_from([r.id for r in revisions
-                                         if not r.depends_on]))
+            down = draw(st.sampled_from([r.id for r in revisions if not r.depends_on]))
         depends: tuple[str, ...] = ()
         if down is None and revisions and draw(st.booleans()):
             depends = (draw(st.sampled_from([r.id for r in revisions])),)
@@ -53,17 +53,23 @@ def graphs(draw: st.DrawFn) -> list[Rev]:
         # A revision with depends_on stays a leaf: Alembic itself cannot upgrade
         # some merges of a revision with what it depends on.
         tips = [t for t in tips if t not in parents] + ([] if depends else [rev_id])
-        revisions.append(Rev(rev_id, down, upgrade=create_table(rev_id, rows=1),
-                             downgrade=f'op.drop_table("t_{rev_id}")',
-                             depends_on=depends))
+        revisions.append(
+            Rev(
+                rev_id,
+                down,
+                upgrade=create_table(rev_id, rows=1),
+                downgrade=f'op.drop_table("t_{rev_id}")',
+                depends_on=depends,
+            )
+        )
     return revisions
 
 
-@settings(max_examples=20, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(revisions=graphs(), data=st.data())
 def test_downgrade_then_upgrade_returns_to_the_same_heads(
-        revisions: list[Rev], data: st.DataObject) -> None:
+    revisions: list[Rev], data: st.DataObject
+) -> None:
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
         url = f"sqlite:///{root / 'db.sqlite'}"

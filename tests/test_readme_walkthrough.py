@@ -37,15 +37,25 @@ def pagila_name() -> str:
     admin.dispose()
 
 
-def test_the_readme_walkthrough_runs_as_written(pagila_name: str,
-                                                tmp_path: Path) -> None:
+def test_the_readme_walkthrough_runs_as_written(
+    pagila_name: str, tmp_path: Path
+) -> None:
     workspace = tmp_path / "pagila-dbr"
-    env = {**os.environ, "DB": pagila_name, "WS": str(workspace),
-           "PAGILA": str(sample("pagila/pagila-data.sql").parent),
-           "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    result = subprocess.run(["bash", "-euo", "pipefail", "-c", walkthrough_script()],
-                            cwd=ROOT, env=env, capture_output=True, text=True,
-                            timeout=900)
+    env = {
+        **os.environ,
+        "DB": pagila_name,
+        "WS": str(workspace),
+        "PAGILA": str(sample("pagila/pagila-data.sql").parent),
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+    }
+    result = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", walkthrough_script()],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = result.stdout
 
@@ -60,15 +70,28 @@ def test_the_readme_walkthrough_runs_as_written(pagila_name: str,
         assert [row[0] for row in version] == ["a1"]
         tables = sa.inspect(conn).get_table_names()
         assert "rental_feedback" not in tables and "rental" in tables
-        gold = conn.execute(sa.text("select count(*) from customer where tier = "
-                                    "'gold'")).scalar()
+        gold = conn.execute(
+            sa.text("select count(*) from customer where tier = 'gold'")
+        ).scalar()
         assert gold > 0
     engine.dispose()
 
     def dbr(*args: str) -> object:
-        done = subprocess.run([sys.executable, "-m", "console.cli", "--config",
-                               str(workspace / "dbr.toml"), *args, "--json"],
-                              cwd=ROOT, capture_output=True, text=True, check=True)
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "console.cli",
+                "--config",
+                str(workspace / "dbr.toml"),
+                *args,
+                "--json",
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         return json.loads(done.stdout)
 
     log = dbr("log", "pagila")

@@ -15,10 +15,18 @@ from core.errors import ConfigError
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def dbr(*args: str, cwd: Path = ROOT, env: dict | None = None,
-        ) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "console.cli", *args], cwd=cwd,
-                          capture_output=True, text=True, env=env)
+def dbr(
+    *args: str,
+    cwd: Path = ROOT,
+    env: dict | None = None,
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "console.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
 
 
 def write(path: Path, text: str) -> Path:
@@ -26,9 +34,12 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
-def test_relative_paths_resolve_against_the_files_folder(tmp_path: Path,
-                                                         monkeypatch) -> None:
-    config = write(tmp_path / "dbr.toml", """
+def test_relative_paths_resolve_against_the_files_folder(
+    tmp_path: Path, monkeypatch
+) -> None:
+    config = write(
+        tmp_path / "dbr.toml",
+        """
         [state]
         url = "sqlite:///state/dbr.db"
         [targets.shop]
@@ -36,7 +47,8 @@ def test_relative_paths_resolve_against_the_files_folder(tmp_path: Path,
         alembic = "migrations/alembic.ini"
         backup_dir = "backups/shop"
         critical_tables = ["orders", "customers"]
-    """.replace("\n        ", "\n"))
+    """.replace("\n        ", "\n"),
+    )
     monkeypatch.chdir("/")
     settings = load(config)
     shop = settings.target("shop")
@@ -47,8 +59,9 @@ def test_relative_paths_resolve_against_the_files_folder(tmp_path: Path,
     assert settings.state_url == f"sqlite:///{tmp_path}/state/dbr.db"
 
 
-def test_config_is_found_by_flag_then_env_then_working_folder(tmp_path: Path,
-                                                              monkeypatch) -> None:
+def test_config_is_found_by_flag_then_env_then_working_folder(
+    tmp_path: Path, monkeypatch
+) -> None:
     here = write(tmp_path / "dbr.toml", '[targets.here]\nurl = "sqlite:///a.db"\n')
     other = write(tmp_path / "other.toml", '[targets.env]\nurl = "sqlite:///b.db"\n')
     monkeypatch.chdir(tmp_path)
@@ -59,22 +72,34 @@ def test_config_is_found_by_flag_then_env_then_working_folder(tmp_path: Path,
     assert list(load(here).targets) == ["here"]
 
 
-@pytest.mark.parametrize(("text", "names"), [
-    ('[targets.shop]\nurl = "sqlite:///a.db"\nbackup_dri = "x"\n',
-     ["targets.shop.backup_dri", "not a known setting"]),
-    ('[targets.shop]\nurl = "oracle://x/y"\n', ["targets.shop.url", "oracle"]),
-    ('[targets.shop]\nurl = "postgresql://app@db:/shop"\n',
-     ["targets.shop.url", "not a database URL"]),
-    ('[targets.shop]\nalembic = "a.ini"\n', ["targets.shop.url", "required"]),
-    ('[targets.shop]\nurl = "sqlite:///a.db"\ncritical_tables = "orders"\n',
-     ["targets.shop.critical_tables", "list"]),
-    ('[targets.shop]\nurl = "sqlite:///a.db"\n[targets.shop.health]\n'
-     'threshold = "high"\n', ["targets.shop.health.threshold", "number"]),
-    ('[targets.shop\nurl = 1\n', ["not valid TOML"]),
-])
-def test_a_bad_file_names_the_file_the_key_and_the_problem(tmp_path: Path,
-                                                          text: str,
-                                                          names: list[str]) -> None:
+@pytest.mark.parametrize(
+    ("text", "names"),
+    [
+        (
+            '[targets.shop]\nurl = "sqlite:///a.db"\nbackup_dri = "x"\n',
+            ["targets.shop.backup_dri", "not a known setting"],
+        ),
+        ('[targets.shop]\nurl = "oracle://x/y"\n', ["targets.shop.url", "oracle"]),
+        (
+            '[targets.shop]\nurl = "postgresql://app@db:/shop"\n',
+            ["targets.shop.url", "not a database URL"],
+        ),
+        ('[targets.shop]\nalembic = "a.ini"\n', ["targets.shop.url", "required"]),
+        (
+            '[targets.shop]\nurl = "sqlite:///a.db"\ncritical_tables = "orders"\n',
+            ["targets.shop.critical_tables", "list"],
+        ),
+        (
+            '[targets.shop]\nurl = "sqlite:///a.db"\n[targets.shop.health]\n'
+            'threshold = "high"\n',
+            ["targets.shop.health.threshold", "number"],
+        ),
+        ("[targets.shop\nurl = 1\n", ["not valid TOML"]),
+    ],
+)
+def test_a_bad_file_names_the_file_the_key_and_the_problem(
+    tmp_path: Path, text: str, names: list[str]
+) -> None:
     config = write(tmp_path / "dbr.toml", text)
     with pytest.raises(ConfigError) as error:
         load(config)
@@ -90,12 +115,15 @@ def test_a_bad_file_names_the_file_the_key_and_the_problem(tmp_path: Path,
 
 
 def test_config_check_validates_without_touching_any_database(tmp_path: Path) -> None:
-    config = write(tmp_path / "dbr.toml", """
+    config = write(
+        tmp_path / "dbr.toml",
+        """
         [targets.far]
         url = "postgresql+psycopg://app@127.0.0.1:1/nothing_listens_here"
         [targets.gone]
         url = "sqlite:///does/not/exist.db"
-    """.replace("\n        ", "\n"))
+    """.replace("\n        ", "\n"),
+    )
     result = dbr("--config", str(config), "config", "check", "--json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
@@ -124,9 +152,13 @@ def test_demo_init_then_targets_lists_the_demo_target(tmp_path: Path) -> None:
     assert shop["name"] == "shop" and shop["dialect"] == "sqlite"
 
 
-def test_a_typo_in_the_state_url_does_not_start_an_empty_journal(tmp_path: Path) -> None:
-    config = write(tmp_path / "dbr.toml",
-                   f'[state]\nurl = "sqlite:///{tmp_path}/no-such-folder/state.db"\n')
+def test_a_typo_in_the_state_url_does_not_start_an_empty_journal(
+    tmp_path: Path,
+) -> None:
+    config = write(
+        tmp_path / "dbr.toml",
+        f'[state]\nurl = "sqlite:///{tmp_path}/no-such-folder/state.db"\n',
+    )
     result = dbr("--config", str(config), "log")
     assert result.returncode == 1
     assert "no-such-folder" in result.stderr and "[state] url" in result.stderr
@@ -134,7 +166,8 @@ def test_a_typo_in_the_state_url_does_not_start_an_empty_journal(tmp_path: Path)
 
 
 def test_a_file_that_is_not_utf8_or_a_state_store_that_is_not_sqlite_is_named(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     config = tmp_path / "dbr.toml"
     config.write_bytes(b'[targets.shop]\nurl = "sqlite:///caf\xe9.db"\n')
     result = dbr("--config", str(config), "targets")
@@ -149,8 +182,11 @@ def test_a_file_that_is_not_utf8_or_a_state_store_that_is_not_sqlite_is_named(
 
 
 def test_config_check_names_missing_files_and_unknown_check_names(
-        tmp_path: Path) -> None:
-    config = write(tmp_path / "dbr.toml", """
+    tmp_path: Path,
+) -> None:
+    config = write(
+        tmp_path / "dbr.toml",
+        """
         [targets.shop]
         url = "sqlite:///shop.db"
         alembic = "missing/alembic.ini"
@@ -160,12 +196,12 @@ def test_config_check_names_missing_files_and_unknown_check_names(
         name = "orders stop"
         checks_failing = ["orders per hour"]
         strategy = "notify"
-    """.replace("\n        ", "\n"))
+    """.replace("\n        ", "\n"),
+    )
     result = dbr("--config", str(config), "config", "check", "--json")
     assert result.returncode == 2
     problems = json.loads(result.stdout)["problems"]
-    assert any("targets.shop.alembic" in p and "does not exist" in p
-               for p in problems)
+    assert any("targets.shop.alembic" in p and "does not exist" in p for p in problems)
     assert any("'replication lagg'" in p for p in problems)
     assert not any("'quick_check'" in p for p in problems)
     assert any("checks_failing" in p and "'orders per hour'" in p for p in problems)

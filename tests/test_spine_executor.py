@@ -1,4 +1,4 @@
-"""The executor runs any plan: lock, journal, steps, cancel, post-conditions, crashes."""
+"""The executor runs any plan: lock, journal, steps, cancel, checks, crashes."""
 
 from __future__ import annotations
 
@@ -39,18 +39,25 @@ def recording(journal: Journal) -> tuple[Executor, list[Event]]:
 
 
 def step(name: str, action=None, **kwargs) -> Step:
-    return Step(name, f"do {name}", run=action or (lambda ctx: {"did": name}),
-                **kwargs)
+    return Step(name, f"do {name}", run=action or (lambda ctx: {"did": name}), **kwargs)
 
 
 def test_a_plan_runs_every_step_in_order_and_the_journal_says_so(
-        journal: Journal, sqlite_url: str) -> None:
+    journal: Journal, sqlite_url: str
+) -> None:
     executor, seen = recording(journal)
     order: list[str] = []
-    plan = Plan("test.run", "t", "three steps", steps=[
-        step(name, lambda ctx, n=name: order.append(n)) for name in ("a", "b", "c")
-    ], postconditions=[Postcondition("all ran", lambda ctx: (order == ["a", "b", "c"],
-                                                              str(order)))])
+    plan = Plan(
+        "test.run",
+        "t",
+        "three steps",
+        steps=[
+            step(name, lambda ctx, n=name: order.append(n)) for name in ("a", "b", "c")
+        ],
+        postconditions=[
+            Postcondition("all ran", lambda ctx: (order == ["a", "b", "c"], str(order)))
+        ],
+    )
 
     outcome = executor.run(plan, make_target(sqlite_url), confirmed=True)
 
@@ -68,7 +75,8 @@ def test_a_plan_runs_every_step_in_order_and_the_journal_says_so(
 
 
 def test_an_unconfirmed_plan_is_refused_before_anything_runs(
-        journal: Journal, sqlite_url: str) -> None:
+    journal: Journal, sqlite_url: str
+) -> None:
     executor, _ = recording(journal)
     ran = []
     plan = Plan("test.run", "t", "x", steps=[step("a", ran.append)])
@@ -79,15 +87,20 @@ def test_an_unconfirmed_plan_is_refused_before_anything_runs(
 
 
 def test_a_failing_step_stops_the_plan_and_records_what_ran_and_what_did_not(
-        journal: Journal, sqlite_url: str) -> None:
+    journal: Journal, sqlite_url: str
+) -> None:
     executor, seen = recording(journal)
 
     def boom(ctx: Context) -> None:
         raise RuntimeError("disk on fire")
 
-    plan = Plan("test.run", "t", "fails in the middle",
-                steps=[step("a"), step("b", boom), step("c")],
-                explain_failure=lambda ctx, s, exc: {"now_at": "after a"})
+    plan = Plan(
+        "test.run",
+        "t",
+        "fails in the middle",
+        steps=[step("a"), step("b", boom), step("c")],
+        explain_failure=lambda ctx, s, exc: {"now_at": "after a"},
+    )
     outcome = executor.run(plan, make_target(sqlite_url), confirmed=True)
 
     assert outcome.status == "failed" and outcome.failed_step == "b"
@@ -95,7 +108,10 @@ def test_a_failing_step_stops_the_plan_and_records_what_ran_and_what_did_not(
     assert outcome.report == {"now_at": "after a"}
     entry = journal.operation(outcome.operation_id)
     assert [(s["name"], s["status"]) for s in entry["steps"]] == [
-        ("a", "succeeded"), ("b", "failed"), ("c", "skipped")]
+        ("a", "succeeded"),
+        ("b", "failed"),
+        ("c", "skipped"),
+    ]
     assert "disk on fire" in entry["steps"][1]["error"]
     assert seen[-1].kind == ev.OPERATION_FAILED
     assert str(seen[-1].severity) == "critical"
@@ -104,40 +120,60 @@ def test_a_failing_step_stops_the_plan_and_records_what_ran_and_what_did_not(
 def test_cancel_stops_between_steps(journal: Journal, sqlite_url: str) -> None:
     executor, _ = recording(journal)
     cancel = threading.Event()
-    plan = Plan("test.run", "t", "cancelled", steps=[
-        step("a", lambda ctx: cancel.set()), step("b"), step("c")])
-    outcome = executor.run(plan, make_target(sqlite_url), confirmed=True,
-                           cancel=cancel)
+    plan = Plan(
+        "test.run",
+        "t",
+        "cancelled",
+        steps=[step("a", lambda ctx: cancel.set()), step("b"), step("c")],
+    )
+    outcome = executor.run(plan, make_target(sqlite_url), confirmed=True, cancel=cancel)
     assert outcome.status == "cancelled"
     entry = journal.operation(outcome.operation_id)
     assert [(s["name"], s["status"]) for s in entry["steps"]] == [
-        ("a", "succeeded"), ("b", "skipped"), ("c", "skipped")]
+        ("a", "succeeded"),
+        ("b", "skipped"),
+        ("c", "skipped"),
+    ]
 
 
-def test_a_failed_postcondition_fails_the_operation(journal: Journal,
-                                                    sqlite_url: str) -> None:
+def test_a_failed_postcondition_fails_the_operation(
+    journal: Journal, sqlite_url: str
+) -> None:
     executor, _ = recording(journal)
-    plan = Plan("test.run", "t", "x", steps=[step("a")], postconditions=[
-        Postcondition("revision is abc", lambda ctx: (False, "database is at def"))])
+    plan = Plan(
+        "test.run",
+        "t",
+        "x",
+        steps=[step("a")],
+        postconditions=[
+            Postcondition("revision is abc", lambda ctx: (False, "database is at def"))
+        ],
+    )
     outcome = executor.run(plan, make_target(sqlite_url), confirmed=True)
     assert outcome.status == "failed"
     assert "revision is abc" in outcome.error and "def" in outcome.error
 
 
 def test_safety_backup_runs_first_when_destructive_and_declining_is_recorded(
-        journal: Journal, sqlite_url: str) -> None:
+    journal: Journal, sqlite_url: str
+) -> None:
     executor, _ = recording(journal)
     order: list[str] = []
 
     def plan() -> Plan:
-        return Plan("test.run", "t", "destroys", steps=[
-            step("drop", lambda ctx: order.append("drop"), destructive=True)],
-            safety_backup=step("safety", lambda ctx: order.append("safety")))
+        return Plan(
+            "test.run",
+            "t",
+            "destroys",
+            steps=[step("drop", lambda ctx: order.append("drop"), destructive=True)],
+            safety_backup=step("safety", lambda ctx: order.append("safety")),
+        )
 
     first = executor.run(plan(), make_target(sqlite_url), confirmed=True)
     assert order == ["safety", "drop"]
-    declined = executor.run(plan(), make_target(sqlite_url), confirmed=True,
-                            safety_backup=False)
+    declined = executor.run(
+        plan(), make_target(sqlite_url), confirmed=True, safety_backup=False
+    )
     assert order == ["safety", "drop", "drop"]
     assert journal.operation(first.operation_id)["options"]["safety_backup"] is True
     options = journal.operation(declined.operation_id)["options"]
@@ -145,7 +181,8 @@ def test_safety_backup_runs_first_when_destructive_and_declining_is_recorded(
 
 
 def test_a_second_operation_on_the_same_target_is_refused_naming_the_holder(
-        journal: Journal, sqlite_url: str) -> None:
+    journal: Journal, sqlite_url: str
+) -> None:
     executor, _ = recording(journal)
     inside = threading.Event()
     release = threading.Event()
@@ -155,15 +192,20 @@ def test_a_second_operation_on_the_same_target_is_refused_naming_the_holder(
         release.wait(30)
 
     target = make_target(sqlite_url)
-    first = threading.Thread(target=executor.run, args=(
-        Plan("test.hold", "t", "holds", steps=[step("hold", hold)]), target),
-        kwargs={"confirmed": True})
+    first = threading.Thread(
+        target=executor.run,
+        args=(Plan("test.hold", "t", "holds", steps=[step("hold", hold)]), target),
+        kwargs={"confirmed": True},
+    )
     first.start()
     try:
         assert inside.wait(30)
         with pytest.raises(LockHeld) as refused:
-            executor.run(Plan("test.run", "t", "second", steps=[step("a")]), target,
-                         confirmed=True)
+            executor.run(
+                Plan("test.run", "t", "second", steps=[step("a")]),
+                target,
+                confirmed=True,
+            )
     finally:
         release.set()
         first.join()
@@ -195,14 +237,19 @@ HOLDER = textwrap.dedent("""
 
 
 def start_holder(state_url: str, sqlite_url: str) -> subprocess.Popen:
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, state_url, sqlite_url],
-                              cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, state_url, sqlite_url],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert holder.stdout.readline().strip() == "inside"
     return holder
 
 
 def test_a_crash_mid_way_leaves_a_journal_entry_that_says_what_ran(
-        journal: Journal, state_url: str, sqlite_url: str) -> None:
+    journal: Journal, state_url: str, sqlite_url: str
+) -> None:
     holder = start_holder(state_url, sqlite_url)
     os.kill(holder.pid, signal.SIGKILL)
     holder.wait()
@@ -211,11 +258,14 @@ def test_a_crash_mid_way_leaves_a_journal_entry_that_says_what_ran(
     assert entry["status"] == INTERRUPTED
     detail = journal.operation(entry["id"])
     assert [(s["name"], s["status"]) for s in detail["steps"]] == [
-        ("first", "succeeded"), ("hang", "running")]
+        ("first", "succeeded"),
+        ("hang", "running"),
+    ]
 
 
 def test_a_lock_left_by_a_dead_process_is_stale_and_breaks_only_when_asked(
-        journal: Journal, state_url: str, sqlite_url: str) -> None:
+    journal: Journal, state_url: str, sqlite_url: str
+) -> None:
     holder = start_holder(state_url, sqlite_url)
     live = journal.lock_holder("t")
     assert live is not None and live["stale"] is False and live["pid"] == holder.pid
@@ -228,23 +278,39 @@ def test_a_lock_left_by_a_dead_process_is_stale_and_breaks_only_when_asked(
         executor.run(plan, make_target(sqlite_url), confirmed=True)
     assert refused.value.stale and "--break-lock" in str(refused.value)
 
-    outcome = executor.run(plan, make_target(sqlite_url), confirmed=True,
-                           break_lock=True)
+    outcome = executor.run(
+        plan, make_target(sqlite_url), confirmed=True, break_lock=True
+    )
     assert outcome.ok
     broken = journal.events(kinds=("lock.broken",))
     assert len(broken) == 1 and str(holder.pid) in broken[0]["message"]
 
 
 def test_two_dbr_processes_one_is_refused_with_exit_3_and_the_holder(
-        tmp_path: Path, state_url: str, sqlite_url: str) -> None:
+    tmp_path: Path, state_url: str, sqlite_url: str
+) -> None:
     config = tmp_path / "dbr.toml"
-    config.write_text(f'[state]\nurl = "{state_url}"\n\n[targets.t]\n'
-                      f'url = "{sqlite_url}"\n')
+    config.write_text(
+        f'[state]\nurl = "{state_url}"\n\n[targets.t]\nurl = "{sqlite_url}"\n'
+    )
     holder = start_holder(state_url, sqlite_url)
     try:
         result = subprocess.run(
-            [sys.executable, "-m", "console.cli", "--config", str(config), "locks",
-             "--break", "t", "--yes"], cwd=ROOT, capture_output=True, text=True)
+            [
+                sys.executable,
+                "-m",
+                "console.cli",
+                "--config",
+                str(config),
+                "locks",
+                "--break",
+                "t",
+                "--yes",
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
     finally:
         holder.kill()
         holder.wait()
@@ -257,9 +323,11 @@ def test_two_dbr_processes_one_is_refused_with_exit_3_and_the_holder(
 def test_the_state_store_can_live_in_postgresql(pg_url: str, sqlite_url: str) -> None:
     journal = Journal(Store(pg_url))
     executor, _ = recording(journal)
-    outcome = executor.run(Plan("test.run", "t", "on a shared store",
-                                steps=[step("a"), step("b")]),
-                           make_target(sqlite_url), confirmed=True)
+    outcome = executor.run(
+        Plan("test.run", "t", "on a shared store", steps=[step("a"), step("b")]),
+        make_target(sqlite_url),
+        confirmed=True,
+    )
     assert outcome.ok
     again = Journal(Store(pg_url))  # a second bastion opening the same store
     [entry] = again.operations("t")

@@ -14,7 +14,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def core_modules() -> list[str]:
     return sorted(
-        info.name for info in pkgutil.walk_packages(core.__path__, "core.")
+        info.name
+        for info in pkgutil.walk_packages(core.__path__, "core.")
         if ".state_migrations" not in info.name and "demo_data" not in info.name
     )
 
@@ -30,8 +31,13 @@ def test_importing_every_core_module_never_imports_textual_rich_or_console() -> 
         "('textual', 'rich', 'console'))\n"
         "print(','.join(ui))\n"
     )
-    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT,
-                            capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert result.stdout.strip() == ""
 
 
@@ -40,7 +46,10 @@ def test_core_source_has_no_ui_import_statements() -> None:
     for path in (ROOT / "core").rglob("*.py"):
         for number, line in enumerate(path.read_text().splitlines(), start=1):
             words = line.split()
-            if words[:1] in (["import"], ["from"]) and len(words) > 1 and \
-                    words[1].split(".")[0] in ("textual", "rich", "console"):
+            if (
+                words[:1] in (["import"], ["from"])
+                and len(words) > 1
+                and words[1].split(".")[0] in ("textual", "rich", "console")
+            ):
                 offenders.append(f"{path.relative_to(ROOT)}:{number}")
     assert offenders == []

@@ -34,8 +34,13 @@ def pg_role(pg_url: str) -> tuple[str, str]:
     role = unique_name("dbr_role")
     admin = make_engine(PG_ADMIN).execution_options(isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.execute(sa.text(f"create role {role} login password :p"
-                             .replace(":p", "'" + PASSWORD.replace("'", "''") + "'")))
+        conn.execute(
+            sa.text(
+                f"create role {role} login password :p".replace(
+                    ":p", "'" + PASSWORD.replace("'", "''") + "'"
+                )
+            )
+        )
         database = sa.engine.make_url(pg_url).database
         conn.execute(sa.text(f'alter database "{database}" owner to {role}'))
     yield role, database
@@ -46,13 +51,18 @@ def pg_role(pg_url: str) -> tuple[str, str]:
 
 
 def pg_target(role: str, database: str) -> Target:
-    return Target(TargetConfig(
-        name="shop", url=f"postgresql+psycopg://{role}@127.0.0.1:5432/{database}",
-        password_env="DBR_TEST_SECRET"))
+    return Target(
+        TargetConfig(
+            name="shop",
+            url=f"postgresql+psycopg://{role}@127.0.0.1:5432/{database}",
+            password_env="DBR_TEST_SECRET",
+        )
+    )
 
 
 def test_password_from_env_connects_and_never_appears_in_the_display_url(
-        pg_role: tuple[str, str]) -> None:
+    pg_role: tuple[str, str],
+) -> None:
     target = pg_target(*pg_role)
     with target.engine().connect() as conn:
         assert conn.execute(sa.text("select current_user")).scalar() == pg_role[0]
@@ -61,12 +71,23 @@ def test_password_from_env_connects_and_never_appears_in_the_display_url(
 
 
 def test_client_tools_get_the_password_outside_their_arguments(
-        pg_role: tuple[str, str]) -> None:
+    pg_role: tuple[str, str],
+) -> None:
     target = pg_target(*pg_role)
     with target.client_call() as call:
         process = subprocess.Popen(
-            ["psql", "-X", "-At", "-c", "select current_user, pg_sleep(0.5)",
-             *call.args], env=call.env, stdout=subprocess.PIPE, text=True)
+            [
+                "psql",
+                "-X",
+                "-At",
+                "-c",
+                "select current_user, pg_sleep(0.5)",
+                *call.args,
+            ],
+            env=call.env,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         cmdline = Path(f"/proc/{process.pid}/cmdline").read_bytes().decode()
         output, _ = process.communicate(timeout=30)
     assert process.returncode == 0 and output.startswith(pg_role[0])
@@ -79,18 +100,27 @@ def test_mysql_clients_get_a_0600_option_file_that_is_removed_afterwards() -> No
     user = unique_name("dbr_user")
     admin = make_engine(MYSQL_ADMIN)
     with admin.begin() as conn:
-        conn.execute(sa.text(f"create user '{user}'@'%' identified by :p"),
-                     {"p": PASSWORD})
+        conn.execute(
+            sa.text(f"create user '{user}'@'%' identified by :p"), {"p": PASSWORD}
+        )
     try:
-        target = Target(TargetConfig(
-            name="billing", url=f"mysql+pymysql://{user}@127.0.0.1:3306/",
-            password_env="DBR_TEST_SECRET"))
+        target = Target(
+            TargetConfig(
+                name="billing",
+                url=f"mysql+pymysql://{user}@127.0.0.1:3306/",
+                password_env="DBR_TEST_SECRET",
+            )
+        )
         with target.client_call() as call:
             option_file = Path(call.args[0].split("=", 1)[1])
             mode = stat.S_IMODE(option_file.stat().st_mode)
-            result = subprocess.run(["mariadb", *call.args, "-N", "-e",
-                                     "select current_user()"], env=call.env,
-                                    capture_output=True, text=True, timeout=30)
+            result = subprocess.run(
+                ["mariadb", *call.args, "-N", "-e", "select current_user()"],
+                env=call.env,
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
         assert result.returncode == 0, result.stderr
         assert result.stdout.startswith(user)
         assert mode == 0o600 and not option_file.exists()
@@ -112,7 +142,8 @@ def test_no_password_in_cli_output_logs_or_any_journal_row(tmp_path: Path) -> No
         '@127.0.0.1:1/shop"\n\n'
         '[targets.env]\nurl = "postgresql+psycopg://app@127.0.0.1:1/shop"\n'
         'password_env = "DBR_TEST_SECRET"\n\n'
-        f'[[alerts.sinks]]\ntype = "jsonl"\npath = "{tmp_path / "alerts.jsonl"}"\n')
+        f'[[alerts.sinks]]\ntype = "jsonl"\npath = "{tmp_path / "alerts.jsonl"}"\n'
+    )
     env = {**os.environ, "DBR_TEST_SECRET": PASSWORD}
 
     # An operation whose plan, steps, events and error all mention the URL.
@@ -126,27 +157,56 @@ def test_no_password_in_cli_output_logs_or_any_journal_row(tmp_path: Path) -> No
             ctx.log(f"connecting to {raw_url}")
             raise RuntimeError(f"could not reach {raw_url}")
 
-        plan = Plan("test.leak", name, f"touch {raw_url}", steps=[
-            Step("leak", f"uses {raw_url}", run=leak, sql=f"-- {raw_url}")],
-            summary={"url": raw_url})
+        plan = Plan(
+            "test.leak",
+            name,
+            f"touch {raw_url}",
+            steps=[Step("leak", f"uses {raw_url}", run=leak, sql=f"-- {raw_url}")],
+            summary={"url": raw_url},
+        )
         outcome = ws.executor.run(plan, target, confirmed=True)
         assert outcome.status == "failed"
     ws.close()
 
     outputs = []
-    for args in (["targets"], ["targets", "--json"], ["config", "check"],
-                 ["log"], ["log", "--json"], ["metrics", "--json"],
-                 ["-vv", "log", "show", outcome.operation_id],
-                 ["log", "show", outcome.operation_id, "--json"]):
-        result = subprocess.run([sys.executable, "-m", "console.cli", "--config",
-                                 str(config), *args], cwd=ROOT, env=env,
-                                capture_output=True, text=True)
+    for args in (
+        ["targets"],
+        ["targets", "--json"],
+        ["config", "check"],
+        ["log"],
+        ["log", "--json"],
+        ["metrics", "--json"],
+        ["-vv", "log", "show", outcome.operation_id],
+        ["log", "show", outcome.operation_id, "--json"],
+    ):
+        result = subprocess.run(
+            [sys.executable, "-m", "console.cli", "--config", str(config), *args],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         assert result.returncode == 0, (args, result.stderr)
         outputs.append(result.stdout + result.stderr)
-    shown = json.loads(subprocess.run(
-        [sys.executable, "-m", "console.cli", "--config", str(config), "log",
-         "show", outcome.operation_id, "--json"], cwd=ROOT, env=env,
-        capture_output=True, text=True).stdout)
+    shown = json.loads(
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "console.cli",
+                "--config",
+                str(config),
+                "log",
+                "show",
+                outcome.operation_id,
+                "--json",
+            ],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+        ).stdout
+    )
     assert "could not reach" in shown["error"] and "***" in shown["error"]
 
     engine = sa.create_engine(state_url)

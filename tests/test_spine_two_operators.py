@@ -13,7 +13,7 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parents[1]
 HELD = 4242
 
-REVISION = '''
+REVISION = """
 from alembic import op
 
 revision, down_revision, branch_labels, depends_on = "w1", None, None, None
@@ -26,30 +26,42 @@ def upgrade():
 
 def downgrade():
     op.drop_table("waited")
-'''
+"""
 
 
 def workspace(tmp_path: Path, url: str) -> Path:
-    subprocess.run([sys.executable, "-m", "alembic", "-q", "init",
-                    str(tmp_path / "migrations")], cwd=tmp_path, check=True,
-                   capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "alembic", "-q", "init", str(tmp_path / "migrations")],
+        cwd=tmp_path,
+        check=True,
+        capture_output=True,
+    )
     (tmp_path / "migrations" / "versions" / "w1.py").write_text(
-        REVISION.format(held=HELD))
+        REVISION.format(held=HELD)
+    )
     config = tmp_path / "dbr.toml"
-    config.write_text(f'[state]\nurl = "sqlite:///state.db"\n\n[targets.shop]\n'
-                      f'url = "{url}"\nalembic = "alembic.ini"\n'
-                      'backup_dir = "backups"\n')
+    config.write_text(
+        f'[state]\nurl = "sqlite:///state.db"\n\n[targets.shop]\n'
+        f'url = "{url}"\nalembic = "alembic.ini"\n'
+        'backup_dir = "backups"\n'
+    )
     return config
 
 
 def dbr(config: Path, *args: str, **kwargs: object) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "console.cli", "--config",
-                             str(config), *args], cwd=ROOT, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
+    return subprocess.Popen(
+        [sys.executable, "-m", "console.cli", "--config", str(config), *args],
+        cwd=ROOT,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        **kwargs,
+    )
 
 
 def test_a_second_dbr_on_a_busy_target_is_refused_with_the_holder(
-        tmp_path: Path, pg_url: str) -> None:
+    tmp_path: Path, pg_url: str
+) -> None:
     config = workspace(tmp_path, pg_url)
     engine = sa.create_engine(pg_url)
     with engine.connect() as blocker:
@@ -59,8 +71,19 @@ def test_a_second_dbr_on_a_busy_target_is_refused_with_the_holder(
             holder = None
             for _ in range(600):
                 listed = subprocess.run(
-                    [sys.executable, "-m", "console.cli", "--config", str(config),
-                     "locks", "--json"], cwd=ROOT, capture_output=True, text=True)
+                    [
+                        sys.executable,
+                        "-m",
+                        "console.cli",
+                        "--config",
+                        str(config),
+                        "locks",
+                        "--json",
+                    ],
+                    cwd=ROOT,
+                    capture_output=True,
+                    text=True,
+                )
                 held = json.loads(listed.stdout or "[]")
                 if held:
                     holder = held[0]

@@ -14,32 +14,77 @@ def at(minutes: float) -> str:
 
 
 def sample(minutes: float, score: float | None, conclusive: bool = True) -> dict:
-    return {"at": at(minutes), "score": score, "threshold": 80.0,
-            "healthy": None if score is None else score >= 80,
-            "conclusive": conclusive}
+    return {
+        "at": at(minutes),
+        "score": score,
+        "threshold": 80.0,
+        "healthy": None if score is None else score >= 80,
+        "conclusive": conclusive,
+    }
 
 
 def test_window_summary_crossings_and_operations() -> None:
-    operations = [{
-        "id": "abc123", "title": "downgrade shop to 60e91c", "kind":
-        "migration.downgrade", "status": "succeeded", "started_at": at(12),
-        "duration": 4.2, "user": "ana", "host": "bastion", "ssh_client": "10.0.0.9",
-        "error": None, "options": {"safety_backup_declined": True},
-        "steps": [{"name": "downgrade 70fa42", "status": "succeeded",
-                   "duration": 4.0, "error": None}],
-        "result": {"postconditions": [{"check": "the version table holds 60e91c",
-                                       "ok": True, "detail": "60e91c"}]},
-    }, {"id": "old", "title": "before the window", "kind": "backup.create",
-        "status": "succeeded", "started_at": at(-90), "duration": 1.0}]
+    operations = [
+        {
+            "id": "abc123",
+            "title": "downgrade shop to 60e91c",
+            "kind": "migration.downgrade",
+            "status": "succeeded",
+            "started_at": at(12),
+            "duration": 4.2,
+            "user": "ana",
+            "host": "bastion",
+            "ssh_client": "10.0.0.9",
+            "error": None,
+            "options": {"safety_backup_declined": True},
+            "steps": [
+                {
+                    "name": "downgrade 70fa42",
+                    "status": "succeeded",
+                    "duration": 4.0,
+                    "error": None,
+                }
+            ],
+            "result": {
+                "postconditions": [
+                    {
+                        "check": "the version table holds 60e91c",
+                        "ok": True,
+                        "detail": "60e91c",
+                    }
+                ]
+            },
+        },
+        {
+            "id": "old",
+            "title": "before the window",
+            "kind": "backup.create",
+            "status": "succeeded",
+            "started_at": at(-90),
+            "duration": 1.0,
+        },
+    ]
     events = [
         {"at": at(10), "severity": "warning", "message": "health degraded | orders"},
         {"at": at(11), "severity": "critical", "message": "trigger fired"},
         {"at": at(200), "severity": "critical", "message": "after the window"},
     ]
-    samples = [sample(5, 95), sample(9, 55), sample(10, None, conclusive=False),
-               sample(11, 42), sample(20, 90)]
-    text = build("shop", T0, T0 + timedelta(hours=1), operations=operations,
-                 events=events, samples=samples, generated=T0)
+    samples = [
+        sample(5, 95),
+        sample(9, 55),
+        sample(10, None, conclusive=False),
+        sample(11, 42),
+        sample(20, 90),
+    ]
+    text = build(
+        "shop",
+        T0,
+        T0 + timedelta(hours=1),
+        operations=operations,
+        events=events,
+        samples=samples,
+        generated=T0,
+    )
 
     assert text.startswith("# Incident timeline: shop\n")
     assert "- Operations: 1 (1 succeeded)" in text

@@ -1,4 +1,4 @@
-"""`dbr`: the scriptable face of the engine. Results on stdout, diagnostics on stderr."""
+"""`dbr`: the scriptable face of the engine; results on stdout, the rest on stderr."""
 
 from __future__ import annotations
 
@@ -18,17 +18,23 @@ COMMAND_MODULES = [spine, health, migrations, backups]
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="dbr", description="Plan, preview, confirm, execute and verify database "
-        "rollbacks on PostgreSQL, MySQL/MariaDB and SQLite.")
-    parser.add_argument("--config", metavar="PATH",
-                        help="dbr.toml to use (default: $DBR_CONFIG, ./dbr.toml, "
-                        "then the user's config folder)")
-    parser.add_argument("--json", action="store_true", default=False,
-                        help="print results as JSON")
-    parser.add_argument("-v", "--verbose", action="count", default=0,
-                        help="more diagnostics on stderr")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND",
-                                     required=True)
+        prog="dbr",
+        description="Plan, preview, confirm, execute and verify database "
+        "rollbacks on PostgreSQL, MySQL/MariaDB and SQLite.",
+    )
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        help="dbr.toml to use (default: $DBR_CONFIG, ./dbr.toml, "
+        "then the user's config folder)",
+    )
+    parser.add_argument(
+        "--json", action="store_true", default=False, help="print results as JSON"
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more diagnostics on stderr"
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in COMMAND_MODULES:
         module.register(commands)
     return parser
@@ -52,16 +58,25 @@ def main(argv: list[str] | None = None) -> int:
         from sqlalchemy.exc import DBAPIError
 
         if isinstance(exc, DBAPIError):  # a driver error no engine function translated
-            print(fail_message(DbrError(
-                "the database answered with an error",
-                cause=str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc),
-                hint="check the database named in the command exists and is "
-                "reachable; -v shows more")), file=sys.stderr)
+            print(
+                fail_message(
+                    DbrError(
+                        "the database answered with an error",
+                        cause=str(exc.orig).strip().splitlines()[0]
+                        if exc.orig
+                        else str(exc),
+                        hint="check the database named in the command exists and is "
+                        "reachable; -v shows more",
+                    )
+                ),
+                file=sys.stderr,
+            )
             return EXIT_FAILED
         if os.environ.get("DBR_DEBUG"):
             print(redact(traceback.format_exc()), file=sys.stderr)
-        print(redact(f"dbr: internal error: {type(exc).__name__}: {exc}"),
-              file=sys.stderr)
+        print(
+            redact(f"dbr: internal error: {type(exc).__name__}: {exc}"), file=sys.stderr
+        )
         print("  set DBR_DEBUG=1 for the traceback, and report it", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_USAGE if code is None else code

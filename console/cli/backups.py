@@ -30,17 +30,24 @@ if TYPE_CHECKING:
 
 
 def register(commands: Any) -> None:
-    group = commands.add_parser("backups", help="create, verify, restore, prune and "
-                                "remove backups", description="The backup catalog.")
+    group = commands.add_parser(
+        "backups",
+        help="create, verify, restore, prune and remove backups",
+        description="The backup catalog.",
+    )
     verbs = group.add_subparsers(dest="verb", metavar="VERB", required=True)
 
     create = add_command(verbs, "create", cmd_create, "back up a target now")
     create.add_argument("target")
     create.add_argument("--label", help="a note kept with the backup")
-    create.add_argument("--pin", action="store_true",
-                        help="pin it: pruning never removes it")
-    create.add_argument("--break-lock", action="store_true",
-                        help="break the target's lock if its process is gone")
+    create.add_argument(
+        "--pin", action="store_true", help="pin it: pruning never removes it"
+    )
+    create.add_argument(
+        "--break-lock",
+        action="store_true",
+        help="break the target's lock if its process is gone",
+    )
 
     listing = add_command(verbs, "list", cmd_list, "backups, newest first")
     listing.add_argument("target", nargs="?")
@@ -48,9 +55,13 @@ def register(commands: Any) -> None:
     show = add_command(verbs, "show", cmd_show, "one backup and its manifest")
     show.add_argument("id")
 
-    add_command(verbs, "rescan", cmd_rescan,
-                "rebuild the catalog from the manifests in the backup folders "
-                "(exit status 1 when one is damaged; the rest are listed)")
+    add_command(
+        verbs,
+        "rescan",
+        cmd_rescan,
+        "rebuild the catalog from the manifests in the backup folders "
+        "(exit status 1 when one is damaged; the rest are listed)",
+    )
 
     pin = add_command(verbs, "pin", cmd_pin, "keep a backup whatever retention says")
     pin.add_argument("id")
@@ -58,54 +69,93 @@ def register(commands: Any) -> None:
     unpin = add_command(verbs, "unpin", cmd_unpin, "let retention judge it again")
     unpin.add_argument("id")
 
-    verify = add_command(verbs, "verify", cmd_verify,
-                         "checksum, decompress and read a backup in full")
+    verify = add_command(
+        verbs, "verify", cmd_verify, "checksum, decompress and read a backup in full"
+    )
     verify.add_argument("id")
-    verify.add_argument("--deep", action="store_true",
-                        help="also restore it into a scratch database (dropped "
-                        "afterwards) and compare row counts")
+    verify.add_argument(
+        "--deep",
+        action="store_true",
+        help="also restore it into a scratch database (dropped "
+        "afterwards) and compare row counts",
+    )
 
-    restore = add_command(verbs, "restore", cmd_restore,
-                          "restore a backup after a safety backup of the present")
+    restore = add_command(
+        verbs,
+        "restore",
+        cmd_restore,
+        "restore a backup after a safety backup of the present",
+    )
     restore.add_argument("id")
     where = restore.add_mutually_exclusive_group()
-    where.add_argument("--target", help="restore into this target (default: the "
-                       "backup's own)")
-    where.add_argument("--into", metavar="URL",
-                       help="restore into another database (its URL)")
+    where.add_argument(
+        "--target", help="restore into this target (default: the backup's own)"
+    )
+    where.add_argument(
+        "--into", metavar="URL", help="restore into another database (its URL)"
+    )
     restore.add_argument("--yes", action="store_true", help="confirm the plan")
-    restore.add_argument("--break-lock", action="store_true",
-                         help="break the target's lock if its process is gone")
-    restore.add_argument("--no-safety-backup", action="store_true",
-                         help="skip the safety backup (the journal records this)")
+    restore.add_argument(
+        "--break-lock",
+        action="store_true",
+        help="break the target's lock if its process is gone",
+    )
+    restore.add_argument(
+        "--no-safety-backup",
+        action="store_true",
+        help="skip the safety backup (the journal records this)",
+    )
 
-    prune = add_command(verbs, "prune", cmd_prune,
-                        "remove the backups the retention policy no longer keeps")
-    prune.add_argument("target", nargs="?",
-                       help="default: every target with a retention policy")
+    prune = add_command(
+        verbs,
+        "prune",
+        cmd_prune,
+        "remove the backups the retention policy no longer keeps",
+    )
+    prune.add_argument(
+        "target", nargs="?", help="default: every target with a retention policy"
+    )
     mode = prune.add_mutually_exclusive_group()
-    mode.add_argument("--dry-run", action="store_true",
-                      help="only show each backup's verdict and why")
+    mode.add_argument(
+        "--dry-run", action="store_true", help="only show each backup's verdict and why"
+    )
     mode.add_argument("--yes", action="store_true", help="confirm the plan")
-    prune.add_argument("--break-lock", action="store_true",
-                       help="break the target's lock if its process is gone")
+    prune.add_argument(
+        "--break-lock",
+        action="store_true",
+        help="break the target's lock if its process is gone",
+    )
 
     remove = add_command(
-        verbs, "remove", cmd_remove,
+        verbs,
+        "remove",
+        cmd_remove,
         "remove the backups you name, after a preview (each with its reason and the "
         "bytes freed); never a pinned backup, the newest verified one of its target, "
         "one a running operation uses, or the last complete one (exit status 3, "
-        "nothing removed, when one named is such a backup)")
-    remove.add_argument("ids", nargs="+", metavar="ID",
-                        help="backup ids or unique prefixes (`dbr backups list`)")
+        "nothing removed, when one named is such a backup)",
+    )
+    remove.add_argument(
+        "ids",
+        nargs="+",
+        metavar="ID",
+        help="backup ids or unique prefixes (`dbr backups list`)",
+    )
     mode = remove.add_mutually_exclusive_group()
-    mode.add_argument("--dry-run", action="store_true",
-                      help="only show each backup's verdict and why")
+    mode.add_argument(
+        "--dry-run", action="store_true", help="only show each backup's verdict and why"
+    )
     mode.add_argument("--yes", action="store_true", help="confirm the plan")
-    remove.add_argument("--policy", action="store_true",
-                        help="also remove what the retention policy removes")
-    remove.add_argument("--break-lock", action="store_true",
-                        help="break the target's lock if its process is gone")
+    remove.add_argument(
+        "--policy",
+        action="store_true",
+        help="also remove what the retention policy removes",
+    )
+    remove.add_argument(
+        "--break-lock",
+        action="store_true",
+        help="break the target's lock if its process is gone",
+    )
 
 
 def _progress(args: argparse.Namespace, what: str) -> Callable[[float, Any], None]:
@@ -119,8 +169,9 @@ def _progress(args: argparse.Namespace, what: str) -> Callable[[float, Any], Non
             return
         last[0] = now
         of = f" of {size(int(total))}" if total else ""
-        print(f"\r{what}: {size(int(done))}{of}   ", end="", file=sys.stderr,
-              flush=True)
+        print(
+            f"\r{what}: {size(int(done))}{of}   ", end="", file=sys.stderr, flush=True
+        )
 
     return show
 
@@ -134,8 +185,18 @@ def _verified(backup: Backup) -> str:
 
 
 def _rows(items: list[Backup]) -> list[tuple]:
-    return [(b.id, b.target, when(b.created_at), size(b.size), _verified(b),
-             "pinned" if b.pinned else "", b.label or "") for b in items]
+    return [
+        (
+            b.id,
+            b.target,
+            when(b.created_at),
+            size(b.size),
+            _verified(b),
+            "pinned" if b.pinned else "",
+            b.label or "",
+        )
+        for b in items
+    ]
 
 
 HEADERS = ("id", "target", "created", "size", "verified", "pin", "label")
@@ -145,16 +206,23 @@ def cmd_create(args: argparse.Namespace) -> int:
     from core import backups
 
     ws = workspace(args)
-    backup = backups.create_backup(ws, args.target, label=args.label, pin=args.pin,
-                                   progress=_progress(args, "dumped"),
-                                   break_lock=args.break_lock)
+    backup = backups.create_backup(
+        ws,
+        args.target,
+        label=args.label,
+        pin=args.pin,
+        progress=_progress(args, "dumped"),
+        break_lock=args.break_lock,
+    )
     if args.json:
         emit_json(backup.to_dict())
         return EXIT_OK
-    print(f"\rbackup {backup.id} of {backup.target}: {size(backup.size)} "
-          f"({size(backup.raw_size)} before compression) in "
-          f"{seconds(backup.manifest.get('duration'))}"
-          + (", pinned" if backup.pinned else ""))
+    print(
+        f"\rbackup {backup.id} of {backup.target}: {size(backup.size)} "
+        f"({size(backup.raw_size)} before compression) in "
+        f"{seconds(backup.manifest.get('duration'))}"
+        + (", pinned" if backup.pinned else "")
+    )
     print(f"  file: {backup.path}")
     print(f"  sha256: {backup.sha256}")
     for note in backup.manifest.get("notes") or []:
@@ -170,8 +238,11 @@ def cmd_list(args: argparse.Namespace) -> int:
     if args.json:
         emit_json([b.to_dict() for b in items])
     elif not items:
-        print("no backups" + (f" of {args.target}" if args.target else "")
-              + "; take one with `dbr backups create TARGET`")
+        print(
+            "no backups"
+            + (f" of {args.target}" if args.target else "")
+            + "; take one with `dbr backups create TARGET`"
+        )
     else:
         table(_rows(items), HEADERS)
     return EXIT_OK
@@ -186,18 +257,24 @@ def cmd_show(args: argparse.Namespace) -> int:
         return EXIT_OK
     data = backup.to_dict()
     print(f"backup {backup.id} of {backup.target} ({backup.dialect})")
-    print(f"  created: {data['created_at']} ({when(backup.created_at)}), took "
-          f"{seconds(data['duration'])}")
+    print(
+        f"  created: {data['created_at']} ({when(backup.created_at)}), took "
+        f"{seconds(data['duration'])}"
+    )
     print(f"  size: {size(backup.size)} ({size(backup.raw_size)} uncompressed)")
     print(f"  file: {backup.path}")
     print(f"  sha256: {backup.sha256}")
     print(f"  label: {backup.label or '-'}")
     print(f"  pinned: {'yes, ' + (backup.pin_reason or '') if backup.pinned else 'no'}")
-    print(f"  verified: {_verified(backup)}"
-          + (f" ({when(backup.verified_at)})" if backup.verified_at else ""))
+    print(
+        f"  verified: {_verified(backup)}"
+        + (f" ({when(backup.verified_at)})" if backup.verified_at else "")
+    )
     print(f"  revision: {', '.join(data['alembic_heads']) or 'none'}")
-    print(f"  server: {data['server_version'] or '-'}; client: "
-          f"{data['client_version'] or '-'}")
+    print(
+        f"  server: {data['server_version'] or '-'}; client: "
+        f"{data['client_version'] or '-'}"
+    )
     for note in data["notes"]:
         print(f"  note: {note}")
     if backup.tables:
@@ -215,13 +292,18 @@ def cmd_rescan(args: argparse.Namespace) -> int:
     else:
         if result.backups:
             table(_rows(result.backups), HEADERS)
-        print(f"\n{len(result.backups)} backups indexed"
-              + (f", {len(result.removed_from_index)} no longer on disk removed "
-                 "from the index" if result.removed_from_index else ""))
+        print(
+            f"\n{len(result.backups)} backups indexed"
+            + (
+                f", {len(result.removed_from_index)} no longer on disk removed "
+                "from the index"
+                if result.removed_from_index
+                else ""
+            )
+        )
     problems = result.damaged + result.missing_files
     for problem in problems:
-        print(f"dbr: damaged: {problem['path']}: {problem['problem']}",
-              file=sys.stderr)
+        print(f"dbr: damaged: {problem['path']}: {problem['problem']}", file=sys.stderr)
     return EXIT_FAILED if problems else EXIT_OK
 
 
@@ -251,17 +333,22 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from core import backups
 
     ws = workspace(args)
-    result = backups.verify_backup(ws, args.id, deep=args.deep,
-                                   progress=_progress(args, "read"))
+    result = backups.verify_backup(
+        ws, args.id, deep=args.deep, progress=_progress(args, "read")
+    )
     if args.json:
         emit_json(result.to_dict())
     else:
-        print(f"\rbackup {result.backup_id}: "
-              f"{'SOUND' if result.ok else 'FAILED'}"
-              f"{' (deep)' if result.deep else ''} in {seconds(result.duration)}")
+        print(
+            f"\rbackup {result.backup_id}: "
+            f"{'SOUND' if result.ok else 'FAILED'}"
+            f"{' (deep)' if result.deep else ''} in {seconds(result.duration)}"
+        )
         for check in result.checks:
-            print(f"  [{'ok' if check['ok'] else 'FAILED'}] {check['check']}: "
-                  f"{check['detail']}")
+            print(
+                f"  [{'ok' if check['ok'] else 'FAILED'}] {check['check']}: "
+                f"{check['detail']}"
+            )
     return EXIT_OK if result.ok else EXIT_FAILED
 
 
@@ -273,9 +360,17 @@ def cmd_restore(args: argparse.Namespace) -> int:
     if not args.json:
         changes = plan.summary.get("tables") or []
         print("Tables (rows now -> in the backup):")
-        table([(c["table"], "-" if c["rows_now"] is None else c["rows_now"],
-                "-" if c["rows_in_backup"] is None else c["rows_in_backup"])
-               for c in changes], ("table", "now", "backup"))
+        table(
+            [
+                (
+                    c["table"],
+                    "-" if c["rows_now"] is None else c["rows_now"],
+                    "-" if c["rows_in_backup"] is None else c["rows_in_backup"],
+                )
+                for c in changes
+            ],
+            ("table", "now", "backup"),
+        )
         print()
     show = _progress(args, "restored")
 
@@ -300,20 +395,34 @@ def cmd_prune(args: argparse.Namespace) -> int:
     else:
         names = [n for n, t in ws.settings.targets.items() if t.retention]
         if not names:
-            raise ConfigError("no target has a retention policy",
-                              hint="add [targets.NAME.retention] to dbr.toml")
+            raise ConfigError(
+                "no target has a retention policy",
+                hint="add [targets.NAME.retention] to dbr.toml",
+            )
     if args.dry_run:
         verdicts = [v for name in names for v in backups.retention_verdicts(ws, name)]
         if args.json:
             emit_json([v.to_dict() for v in verdicts])
             return EXIT_OK
-        table([(v.id, v.target, when(v.created_at), size(v.size), v.action.upper()
-                if v.action == "remove" else v.action, "; ".join(v.reasons))
-               for v in verdicts], ("id", "target", "created", "size", "verdict",
-                                    "why"))
+        table(
+            [
+                (
+                    v.id,
+                    v.target,
+                    when(v.created_at),
+                    size(v.size),
+                    v.action.upper() if v.action == "remove" else v.action,
+                    "; ".join(v.reasons),
+                )
+                for v in verdicts
+            ],
+            ("id", "target", "created", "size", "verdict", "why"),
+        )
         freed = sum(v.size for v in verdicts if v.action == "remove")
-        print(f"\n{sum(v.action == 'remove' for v in verdicts)} to remove, "
-              f"{size(freed)} freed (dry run: nothing removed)")
+        print(
+            f"\n{sum(v.action == 'remove' for v in verdicts)} to remove, "
+            f"{size(freed)} freed (dry run: nothing removed)"
+        )
         return EXIT_OK
     code = EXIT_OK
     for name in names:
@@ -324,10 +433,20 @@ def cmd_prune(args: argparse.Namespace) -> int:
 
 
 def _verdict_table(verdicts: list[dict[str, Any]]) -> None:
-    table([(v["id"], v["target"], when(_time(v["created_at"])), size(v["size"]),
-            v["action"] if v["action"] == "keep" else v["action"].upper(),
-            "; ".join(v["reasons"])) for v in verdicts],
-          ("id", "target", "created", "size", "verdict", "why"))
+    table(
+        [
+            (
+                v["id"],
+                v["target"],
+                when(_time(v["created_at"])),
+                size(v["size"]),
+                v["action"] if v["action"] == "keep" else v["action"].upper(),
+                "; ".join(v["reasons"]),
+            )
+            for v in verdicts
+        ],
+        ("id", "target", "created", "size", "verdict", "why"),
+    )
 
 
 def _time(text: str | None) -> datetime | None:
@@ -346,19 +465,24 @@ def cmd_remove(args: argparse.Namespace) -> int:
         emit_json(verdicts)
     elif not args.json:
         _verdict_table(verdicts)
-        print(f"\n{sum(v['action'] == 'remove' for v in verdicts)} to remove, "
-              f"{size(freed)} freed" + (f", {len(refused)} refused" if refused else "")
-              + (" (dry run: nothing removed)" if args.dry_run else "") + "\n")
+        print(
+            f"\n{sum(v['action'] == 'remove' for v in verdicts)} to remove, "
+            f"{size(freed)} freed"
+            + (f", {len(refused)} refused" if refused else "")
+            + (" (dry run: nothing removed)" if args.dry_run else "")
+            + "\n"
+        )
     if args.dry_run:
         return EXIT_OK
     if refused:
         # Removing the rest would leave the operator guessing what happened.
         raise Refused(
             f"{len(refused)} of the backups named cannot be removed; nothing was "
-            "removed", cause="; ".join(f"backup {v['id']}: {v['reasons'][0]}"
-                                       for v in refused),
+            "removed",
+            cause="; ".join(f"backup {v['id']}: {v['reasons'][0]}" for v in refused),
             hint="leave it out (a pinned one can be unpinned with `dbr backups "
-            "unpin ID`), then run again")
+            "unpin ID`), then run again",
+        )
     code = EXIT_OK
     for plan in plans:
         outcome = execute(ws, plan, ws.target(plan.target), args)

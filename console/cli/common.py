@@ -49,12 +49,17 @@ def fail_message(exc: DbrError) -> str:
     return "\n".join(lines)
 
 
-def add_command(commands: Any, name: str, handler: Handler, help: str,
-                **kwargs: Any) -> argparse.ArgumentParser:
+def add_command(
+    commands: Any, name: str, handler: Handler, help: str, **kwargs: Any
+) -> argparse.ArgumentParser:
     """A verb whose parser also accepts --json after the verb."""
     parser = commands.add_parser(name, help=help, description=help, **kwargs)
-    parser.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
-                        help="print results as JSON")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="print results as JSON",
+    )
     parser.set_defaults(handler=handler)
     return parser
 
@@ -83,9 +88,13 @@ def table(rows: Iterable[Sequence[Any]], headers: Sequence[str]) -> None:
     widths = [len(h) for h in headers]
     for row in cells:
         widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
-    print("  ".join(h.upper().ljust(w) for h, w in zip(headers, widths)).rstrip())
+    print(
+        "  ".join(
+            h.upper().ljust(w) for h, w in zip(headers, widths, strict=True)
+        ).rstrip()
+    )
     for row in cells:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
 
 
 def when(iso: str | datetime | None) -> str:
@@ -109,7 +118,7 @@ def size(value: int | None) -> str:
 
 
 def render_plan(plan: Plan, *, safety_backup: bool = True) -> None:
-    """The preview: steps with their SQL, risks with numbers, safety backup, estimate."""
+    """The preview: steps and their SQL, risks, safety backup, estimate."""
     print(f"Plan: {plan.title}")
     print(f"  target: {plan.target}    kind: {plan.kind}")
     for key, value in plan.summary.items():
@@ -119,14 +128,17 @@ def render_plan(plan: Plan, *, safety_backup: bool = True) -> None:
         if safety_backup:
             print(f"  safety backup first: {plan.safety_backup.description}")
         else:
-            print("  safety backup: NONE, declined with --no-safety-backup "
-                  "(the journal records it)")
+            print(
+                "  safety backup: NONE, declined with --no-safety-backup "
+                "(the journal records it)"
+            )
     transactional = "yes" if plan.transactional else "NO"
     if len(plan.steps) > 1:
         transactional += " (each step on its own; stopping between steps keeps the "
         transactional += "steps already done)"
     print(f"  each step runs in a transaction: {transactional}")
-    print(f"  estimated duration: {seconds(plan.estimate) if plan.estimate else 'unknown (no past runs)'}")
+    estimate = seconds(plan.estimate) if plan.estimate else "unknown (no past runs)"
+    print(f"  estimated duration: {estimate}")
     print()
     for number, step in enumerate(plan.steps, start=1):
         mark = "  [DESTRUCTIVE]" if step.destructive else ""
@@ -155,25 +167,33 @@ def confirm(plan: Plan, args: argparse.Namespace) -> None:
     if getattr(args, "yes", False):
         return
     if getattr(args, "json", False) or not (sys.stdin.isatty() and sys.stderr.isatty()):
-        raise NotConfirmed(f"{plan.title}: not confirmed",
-                           cause="this run is not interactive",
-                           hint="review the plan above, then run again with --yes")
+        raise NotConfirmed(
+            f"{plan.title}: not confirmed",
+            cause="this run is not interactive",
+            hint="review the plan above, then run again with --yes",
+        )
     if plan.destructive:
-        prompt = (f"\nThis plan destroys data. Type the target's name "
-                  f"({plan.target}) to go ahead: ")
+        prompt = (
+            f"\nThis plan destroys data. Type the target's name "
+            f"({plan.target}) to go ahead: "
+        )
         expected = plan.target
     else:
         prompt, expected = "\nGo ahead? [y/N] ", "y"
     print(prompt, end="", file=sys.stderr, flush=True)
     answer = sys.stdin.readline().strip()
-    accepted = answer == expected if plan.destructive else answer.lower() in ("y", "yes")
+    accepted = (
+        answer == expected if plan.destructive else answer.lower() in ("y", "yes")
+    )
     if not accepted:
-        raise NotConfirmed(f"{plan.title}: not confirmed",
-                           cause=f"the answer was {answer!r}")
+        raise NotConfirmed(
+            f"{plan.title}: not confirmed", cause=f"the answer was {answer!r}"
+        )
 
 
-def execute(ws: Workspace, plan: Plan, target: Target, args: argparse.Namespace,
-            **options: Any) -> Outcome:
+def execute(
+    ws: Workspace, plan: Plan, target: Target, args: argparse.Namespace, **options: Any
+) -> Outcome:
     """Preview, confirm, run with progress on stderr; Ctrl-C stops between steps."""
     if getattr(args, "json", False):
         if not getattr(args, "yes", False):
@@ -186,10 +206,14 @@ def execute(ws: Workspace, plan: Plan, target: Target, args: argparse.Namespace,
     previous = _cancel_on_signals(cancel)
     try:
         return ws.executor.run(
-            plan, target, confirmed=True,
+            plan,
+            target,
+            confirmed=True,
             safety_backup=not getattr(args, "no_safety_backup", False),
-            break_lock=getattr(args, "break_lock", False), cancel=cancel,
-            options=options)
+            break_lock=getattr(args, "break_lock", False),
+            cancel=cancel,
+            options=options,
+        )
     finally:
         unsubscribe()
         for signum, handler in previous.items():
@@ -206,8 +230,10 @@ def report(outcome: Outcome, args: argparse.Namespace) -> int:
         for key, value in outcome.report.items():
             print(f"  {key.replace('_', ' ')}: {value}")
         for check in outcome.postconditions:
-            print(f"  [{'ok' if check['ok'] else 'FAILED'}] {check['check']}: "
-                  f"{check['detail']}")
+            print(
+                f"  [{'ok' if check['ok'] else 'FAILED'}] {check['check']}: "
+                f"{check['detail']}"
+            )
         print(f"  details: dbr log show {outcome.operation_id}")
     return EXIT_OK if outcome.ok else EXIT_FAILED
 
@@ -216,11 +242,19 @@ def _progress_printer() -> Callable[[Event], None]:
     def show(event: Event) -> None:
         if event.kind == ev.STEP_PROGRESS:
             return
-        if event.kind in (ev.STEP_STARTED, ev.STEP_FINISHED, "step.log",
-                          ev.OPERATION_STARTED, ev.OPERATION_CANCELLED):
+        if event.kind in (
+            ev.STEP_STARTED,
+            ev.STEP_FINISHED,
+            "step.log",
+            ev.OPERATION_STARTED,
+            ev.OPERATION_CANCELLED,
+        ):
             try:
-                print(f"[{event.at:%H:%M:%S}] {redact(event.message)}",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"[{event.at:%H:%M:%S}] {redact(event.message)}",
+                    file=sys.stderr,
+                    flush=True,
+                )
             except OSError:
                 pass  # the terminal went away; the operation carries on
 
@@ -237,13 +271,19 @@ def _cancel_on_signals(cancel: threading.Event) -> dict[int, Any]:
             raise KeyboardInterrupt
         cancel.set()
         try:
-            print("dbr: stopping after the current step (again to abort now)",
-                  file=sys.stderr, flush=True)
+            print(
+                "dbr: stopping after the current step (again to abort now)",
+                file=sys.stderr,
+                flush=True,
+            )
         except OSError:
             pass
 
     previous = {}
-    for signum, handler in ((signal.SIGINT, stop), (signal.SIGTERM, stop),
-                            (signal.SIGHUP, signal.SIG_IGN)):
+    for signum, handler in (
+        (signal.SIGINT, stop),
+        (signal.SIGTERM, stop),
+        (signal.SIGHUP, signal.SIG_IGN),
+    ):
         previous[signum] = signal.signal(signum, handler)
     return previous

@@ -26,66 +26,116 @@ if TYPE_CHECKING:
     from core.workspace import Workspace
 
 TARGET_HELP = "the target (may be left out when dbr.toml has only one)"
-PLURALS = {"drop_index": ("index", "indexes"),
-           "drop_constraint": ("constraint", "constraints"),
-           "raw_sql": ("raw SQL statement", "raw SQL statements"),
-           "uses_connection": ("use of the connection", "uses of the connection"),
-           "sql": ("SQL statement", "SQL statements")}
+PLURALS = {
+    "drop_index": ("index", "indexes"),
+    "drop_constraint": ("constraint", "constraints"),
+    "raw_sql": ("raw SQL statement", "raw SQL statements"),
+    "uses_connection": ("use of the connection", "uses of the connection"),
+    "sql": ("SQL statement", "SQL statements"),
+}
 
 
 def register(commands: Any) -> None:
-    group = commands.add_parser("migrations", help="Alembic history, downgrade and "
-                                "upgrade plans, schema diffs, round-trip tests")
+    group = commands.add_parser(
+        "migrations",
+        help="Alembic history, downgrade and "
+        "upgrade plans, schema diffs, round-trip tests",
+    )
     verbs = group.add_subparsers(dest="verb", metavar="VERB", required=True)
 
-    history = add_command(verbs, "history", cmd_history,
-                          "every revision, what is applied, what each downgrade does")
+    history = add_command(
+        verbs,
+        "history",
+        cmd_history,
+        "every revision, what is applied, what each downgrade does",
+    )
     history.add_argument("target", nargs="?", help=TARGET_HELP)
-    current = add_command(verbs, "current", cmd_current,
-                          "the database's heads and any version-table problem")
+    current = add_command(
+        verbs,
+        "current",
+        cmd_current,
+        "the database's heads and any version-table problem",
+    )
     current.add_argument("target", nargs="?", help=TARGET_HELP)
 
-    plan = add_command(verbs, "plan", cmd_plan,
-                       "preview a downgrade (or --upgrade): steps, SQL, risks")
+    plan = add_command(
+        verbs, "plan", cmd_plan, "preview a downgrade (or --upgrade): steps, SQL, risks"
+    )
     plan.add_argument("target", nargs="?", help=TARGET_HELP)
     _spec(plan, required=True)
-    plan.add_argument("--upgrade", action="store_true",
-                      help="plan an upgrade instead of a downgrade")
+    plan.add_argument(
+        "--upgrade", action="store_true", help="plan an upgrade instead of a downgrade"
+    )
 
-    for verb, text in (("downgrade", "downgrade to a revision, after a preview"),
-                       ("upgrade", "upgrade to a revision (default: heads)")):
+    for verb, text in (
+        ("downgrade", "downgrade to a revision, after a preview"),
+        ("upgrade", "upgrade to a revision (default: heads)"),
+    ):
         run = add_command(verbs, verb, cmd_run, text)
         run.add_argument("target", nargs="?", help=TARGET_HELP)
         _spec(run, required=verb == "downgrade")
-        run.add_argument("--yes", action="store_true",
-                         help="confirm without asking (needed when not interactive)")
-        run.add_argument("--no-safety-backup", action="store_true",
-                         help="skip the safety backup of a destructive plan "
-                         "(recorded in the journal)")
-        run.add_argument("--break-lock", action="store_true",
-                         help="break the target's lock if its holder is gone")
+        run.add_argument(
+            "--yes",
+            action="store_true",
+            help="confirm without asking (needed when not interactive)",
+        )
+        run.add_argument(
+            "--no-safety-backup",
+            action="store_true",
+            help="skip the safety backup of a destructive plan "
+            "(recorded in the journal)",
+        )
+        run.add_argument(
+            "--break-lock",
+            action="store_true",
+            help="break the target's lock if its holder is gone",
+        )
         if verb == "downgrade":
-            run.add_argument("--trial", action="store_true",
-                             help="run the whole downgrade in one transaction and "
-                             "roll it back (PostgreSQL, SQLite)")
+            run.add_argument(
+                "--trial",
+                action="store_true",
+                help="run the whole downgrade in one transaction and "
+                "roll it back (PostgreSQL, SQLite)",
+            )
 
-    diff = add_command(verbs, "diff", cmd_diff, "compare two schema snapshots, or a "
-                       "snapshot with the live schema")
+    diff = add_command(
+        verbs,
+        "diff",
+        cmd_diff,
+        "compare two schema snapshots, or a snapshot with the live schema",
+    )
     diff.add_argument("target", nargs="?", help=TARGET_HELP)
-    diff.add_argument("snapshots", nargs="*", type=int, metavar="SNAPSHOT_ID",
-                      help="none: the newest snapshot against live; one: it against "
-                      "live; two: the first against the second")
+    diff.add_argument(
+        "snapshots",
+        nargs="*",
+        type=int,
+        metavar="SNAPSHOT_ID",
+        help="none: the newest snapshot against live; one: it against "
+        "live; two: the first against the second",
+    )
     diff.add_argument("--list", action="store_true", help="list the snapshots")
 
-    test = add_command(verbs, "test", cmd_test, "round-trip every revision in a "
-                       "scratch database: upgrade, downgrade, compare, upgrade")
+    test = add_command(
+        verbs,
+        "test",
+        cmd_test,
+        "round-trip every revision in a "
+        "scratch database: upgrade, downgrade, compare, upgrade",
+    )
     test.add_argument("target", nargs="?", help=TARGET_HELP)
-    test.add_argument("--scratch", required=True, metavar="URL",
-                      help="a database dbr may create and drop (it must not exist)")
-    test.add_argument("--copy-schema", action="store_true",
-                      help="start from a copy of the target's schema (no rows) at "
-                      "its heads and walk down: for projects whose first revision "
-                      "expects existing tables")
+    test.add_argument(
+        "--scratch",
+        required=True,
+        metavar="URL",
+        help="a database dbr may create and drop (it must not exist)",
+    )
+    test.add_argument(
+        "--copy-schema",
+        action="store_true",
+        help="start from a copy of the target's schema (no rows) at "
+        "its heads and walk down: for projects whose first revision "
+        "expects existing tables",
+    )
 
 
 def _target(ws: Workspace, args: argparse.Namespace) -> Target:
@@ -95,16 +145,23 @@ def _target(ws: Workspace, args: argparse.Namespace) -> Target:
     names = sorted(ws.settings.targets)
     if len(names) == 1:
         return ws.target(names[0])
-    raise ConfigError("which target?", cause=f"{ws.settings.where()} defines "
-                      f"{len(names)}: {', '.join(names) or 'none'}",
-                      hint="name one: dbr migrations VERB TARGET")
+    raise ConfigError(
+        "which target?",
+        cause=f"{ws.settings.where()} defines "
+        f"{len(names)}: {', '.join(names) or 'none'}",
+        hint="name one: dbr migrations VERB TARGET",
+    )
 
 
 def _spec(parser: argparse.ArgumentParser, *, required: bool) -> None:
-    parser.add_argument("--to", dest="spec", required=required,
-                        default=None if required else "heads", metavar="SPEC",
-                        help="revision (or unique prefix), base, heads, -N, "
-                        "BRANCH@-N or BRANCH@REV")
+    parser.add_argument(
+        "--to",
+        dest="spec",
+        required=required,
+        default=None if required else "heads",
+        metavar="SPEC",
+        help="revision (or unique prefix), base, heads, -N, BRANCH@-N or BRANCH@REV",
+    )
 
 
 def cmd_history(args: argparse.Namespace) -> int:
@@ -118,10 +175,20 @@ def cmd_history(args: argparse.Namespace) -> int:
     _print_current(result.current)
     print("  (> the database is here, * applied)\n")
     at = set(result.current.heads)
-    table([(">" if r.revision in at else "*" if r.applied else "", r.revision,
-            ", ".join(r.down_revisions) or "-",
-            _flags(r), _downgrade_text(r), r.message) for r in result.revisions],
-          ("", "revision", "down", "flags", "downgrade", "message"))
+    table(
+        [
+            (
+                ">" if r.revision in at else "*" if r.applied else "",
+                r.revision,
+                ", ".join(r.down_revisions) or "-",
+                _flags(r),
+                _downgrade_text(r),
+                r.message,
+            )
+            for r in result.revisions
+        ],
+        ("", "revision", "down", "flags", "downgrade", "message"),
+    )
     return EXIT_OK
 
 
@@ -142,8 +209,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
     ws = workspace(args)
     direction = "upgrade" if args.upgrade else "downgrade"
-    plan = migrations.plan(_target(ws, args), args.spec, direction=direction,
-                           journal=ws.journal)
+    plan = migrations.plan(
+        _target(ws, args), args.spec, direction=direction, journal=ws.journal
+    )
     if args.json:
         emit_json(plan.to_dict())
     else:
@@ -159,18 +227,26 @@ def cmd_run(args: argparse.Namespace) -> int:
     if getattr(args, "trial", False):
         plan = migrations.trial_plan(target, args.spec, journal=ws.journal)
     else:
-        plan = migrations.plan(target, args.spec, direction=args.verb,
-                               journal=ws.journal)
+        plan = migrations.plan(
+            target, args.spec, direction=args.verb, journal=ws.journal
+        )
     if not plan.steps:
         message = f"{target.name} is already at {args.spec}: nothing to do"
         if args.json:
-            emit_json({"target": target.name, "status": "nothing to do",
-                       "message": message, "plan": plan.to_dict()})
+            emit_json(
+                {
+                    "target": target.name,
+                    "status": "nothing to do",
+                    "message": message,
+                    "plan": plan.to_dict(),
+                }
+            )
         else:
             print(message)
         return EXIT_OK
-    outcome = execute(ws, plan, target, args, spec=args.spec,
-                      trial=getattr(args, "trial", False))
+    outcome = execute(
+        ws, plan, target, args, spec=args.spec, trial=getattr(args, "trial", False)
+    )
     return report(outcome, args)
 
 
@@ -182,38 +258,74 @@ def cmd_diff(args: argparse.Namespace) -> int:
     if args.list:
         found = snapshots.snapshots(ws.store, target.name, limit=50)
         if args.json:
-            emit_json([{k: v for k, v in s.to_dict().items() if k not in
-                        ("tables", "types")} | {"tables": len(s.tables)}
-                       for s in found])
+            emit_json(
+                [
+                    {
+                        k: v
+                        for k, v in s.to_dict().items()
+                        if k not in ("tables", "types")
+                    }
+                    | {"tables": len(s.tables)}
+                    for s in found
+                ]
+            )
         elif not found:
-            print(f"no schema snapshots of {target.name} yet; every migration run "
-                  "records one before and after")
+            print(
+                f"no schema snapshots of {target.name} yet; every migration run "
+                "records one before and after"
+            )
         else:
-            table([(s.id, when(s.at), s.label or "-", s.operation_id or "-",
-                    ", ".join(s.revision or []) or "-", len(s.tables)) for s in found],
-                  ("id", "taken", "label", "operation", "revision", "tables"))
+            table(
+                [
+                    (
+                        s.id,
+                        when(s.at),
+                        s.label or "-",
+                        s.operation_id or "-",
+                        ", ".join(s.revision or []) or "-",
+                        len(s.tables),
+                    )
+                    for s in found
+                ],
+                ("id", "taken", "label", "operation", "revision", "tables"),
+            )
         return EXIT_OK
     if len(args.snapshots) > 2:
-        raise ConfigError("diff compares at most two snapshots",
-                          hint="dbr migrations diff TARGET [FROM [TO]]")
+        raise ConfigError(
+            "diff compares at most two snapshots",
+            hint="dbr migrations diff TARGET [FROM [TO]]",
+        )
     if args.snapshots:
         before = snapshots.load(ws.store, args.snapshots[0], target.name)
     else:
         newest = snapshots.snapshots(ws.store, target.name, limit=1)
         if not newest:
-            raise ConfigError(f"no schema snapshots of {target.name} yet",
-                              hint="they are recorded by every migration run")
+            raise ConfigError(
+                f"no schema snapshots of {target.name} yet",
+                hint="they are recorded by every migration run",
+            )
         before = newest[0]
-    after = (snapshots.load(ws.store, args.snapshots[1], target.name)
-             if len(args.snapshots) == 2 else snapshots.take(target))
+    after = (
+        snapshots.load(ws.store, args.snapshots[1], target.name)
+        if len(args.snapshots) == 2
+        else snapshots.take(target)
+    )
     result = snapshots.diff(before, after)
     names = (f"snapshot {before.id}", f"snapshot {after.id}" if after.id else "live")
     if args.json:
-        emit_json({"target": target.name, "from": names[0], "to": names[1],
-                   **result.to_dict()})
+        emit_json(
+            {
+                "target": target.name,
+                "from": names[0],
+                "to": names[1],
+                **result.to_dict(),
+            }
+        )
         return EXIT_OK
-    print(f"{target.name}: {names[0]} ({before.label or '-'}, {when(before.at)}) "
-          f"-> {names[1]}")
+    print(
+        f"{target.name}: {names[0]} ({before.label or '-'}, {when(before.at)}) "
+        f"-> {names[1]}"
+    )
     for line in result.lines() or ["no difference"]:
         print(f"  {line}")
     return EXIT_OK
@@ -229,14 +341,28 @@ def cmd_test(args: argparse.Namespace) -> int:
         if not args.json:
             print(f"[{done}/{total}] {message}", file=sys.stderr, flush=True)
 
-    result = migrations.roundtrip(target, args.scratch, progress=progress,
-                                  copy_schema=args.copy_schema, journal=ws.journal)
+    result = migrations.roundtrip(
+        target,
+        args.scratch,
+        progress=progress,
+        copy_schema=args.copy_schema,
+        journal=ws.journal,
+    )
     if args.json:
         emit_json(result.to_dict())
         return EXIT_OK if result.ok else EXIT_FAILED
-    table([(r.revision, r.status.upper() if r.status != "ok" else "ok", r.message,
-            r.detail) for r in result.revisions],
-          ("revision", "result", "message", "detail"))
+    table(
+        [
+            (
+                r.revision,
+                r.status.upper() if r.status != "ok" else "ok",
+                r.message,
+                r.detail,
+            )
+            for r in result.revisions
+        ],
+        ("revision", "result", "message", "detail"),
+    )
     for line in result.summary_lines():
         print(line)
     return EXIT_OK if result.ok else EXIT_FAILED
@@ -244,8 +370,9 @@ def cmd_test(args: argparse.Namespace) -> int:
 
 def _print_current(current: Current) -> None:
     heads = ", ".join(current.heads) or "base (no revision applied)"
-    state = "at head" if current.at_head else "heads: " + ", ".join(
-        current.script_heads)
+    state = (
+        "at head" if current.at_head else "heads: " + ", ".join(current.script_heads)
+    )
     print(f"{current.target}: database at {heads} ({state})")
     for problem in current.problems:
         print(f"  PROBLEM: {problem.message}")
@@ -253,9 +380,16 @@ def _print_current(current: Current) -> None:
 
 
 def _flags(rev: Revision) -> str:
-    flags = [name for name, on in (("head", rev.is_head), ("base", rev.is_base),
-                                   ("merge", rev.is_merge),
-                                   ("branch point", rev.is_branch_point)) if on]
+    flags = [
+        name
+        for name, on in (
+            ("head", rev.is_head),
+            ("base", rev.is_base),
+            ("merge", rev.is_merge),
+            ("branch point", rev.is_branch_point),
+        )
+        if on
+    ]
     flags += [f"@{label}" for label in rev.branch_labels]
     if rev.depends_on:
         flags.append("depends on " + ", ".join(rev.depends_on))

@@ -19,8 +19,9 @@ class ConfirmScreen(ModalScreen[bool]):
         Binding("escape", "answer(False)", "Cancel"),
     ]
 
-    def __init__(self, title: str, target: str, destructive: bool,
-                 consequences: str = "") -> None:
+    def __init__(
+        self, title: str, target: str, destructive: bool, consequences: str = ""
+    ) -> None:
         super().__init__()
         self.title_text = title
         self.target = target
@@ -35,9 +36,11 @@ class ConfirmScreen(ModalScreen[bool]):
                 with VerticalScroll(id="confirm-consequences"):
                     yield Static(self.consequences)
             if self.destructive:
-                yield Static(f"This plan DESTROYS DATA on {self.target}. Type the "
-                            f"target's name ({self.target}) and press enter to go "
-                            "ahead; escape cancels.")
+                yield Static(
+                    f"This plan DESTROYS DATA on {self.target}. Type the "
+                    f"target's name ({self.target}) and press enter to go "
+                    "ahead; escape cancels."
+                )
                 yield Input(placeholder=self.target, id="confirm-name")
                 yield Static("", id="confirm-problem")
             else:
@@ -63,7 +66,8 @@ class ConfirmScreen(ModalScreen[bool]):
             return
         self.query_one("#confirm-problem", Static).update(
             f"{event.value!r} is not {self.target!r}: nothing was done. Type the "
-            "name exactly, or press escape.")
+            "name exactly, or press escape."
+        )
         event.input.value = ""
 
     def action_answer(self, answer: bool) -> None:

@@ -56,9 +56,17 @@ class MainScreen(PaneLoaders, Screen):
     def compose(self) -> ComposeResult:
         yield TargetHeader(read_only=self.app.read_only, id="header")
         yield Static("", id="banner")
-        yield Tabs(*(Tab(f"{p.KEY} {p.TITLE}", id=f"tab-{name}") for name, p in
-                     zip(PANES, (MigrationsPane, BackupsPane, HealthPane, JournalPane),
-                         strict=True)), id="pane-tabs")
+        yield Tabs(
+            *(
+                Tab(f"{p.KEY} {p.TITLE}", id=f"tab-{name}")
+                for name, p in zip(
+                    PANES,
+                    (MigrationsPane, BackupsPane, HealthPane, JournalPane),
+                    strict=True,
+                )
+            ),
+            id="pane-tabs",
+        )
         with Container(id="panes"):
             yield MigrationsPane(id="migrations")
             yield BackupsPane(id="backups")
@@ -144,11 +152,16 @@ class MainScreen(PaneLoaders, Screen):
         scores = {}
         for name in self.app.target_names:
             sample = self.scores.get(name)
-            scores[name] = score_words(sample.score, sample.threshold, sample.healthy,
-                                       sample.conclusive)[0] if sample else \
-                "score unknown (not measured yet)"
-        self.app.push_screen(TargetsScreen(self.app.target_names,
-                                           self.app.target_name, scores), chosen)
+            scores[name] = (
+                score_words(
+                    sample.score, sample.threshold, sample.healthy, sample.conclusive
+                )[0]
+                if sample
+                else "score unknown (not measured yet)"
+            )
+        self.app.push_screen(
+            TargetsScreen(self.app.target_names, self.app.target_name, scores), chosen
+        )
 
     def action_export_timeline(self) -> None:
         from console.screens.timeline import TimelineScreen
@@ -164,8 +177,9 @@ class MainScreen(PaneLoaders, Screen):
         if self.suggestion is None:
             return
         data = self.suggestion.get("data") or {}
-        self.open_strategy(self.suggestion.get("target") or self.app.target_name,
-                           data["strategy"])
+        self.open_strategy(
+            self.suggestion.get("target") or self.app.target_name, data["strategy"]
+        )
         self.query_one("#banner", Static).remove_class("-shown")
         self.suggestion = None
         self.refresh_bindings()
@@ -179,11 +193,16 @@ class MainScreen(PaneLoaders, Screen):
 
         def words(plan: Any, safety: bool) -> list[str]:
             return ["rollback", "run", target, "--strategy", strategy, "--yes"] + (
-                [] if safety else ["--no-safety-backup"])
+                [] if safety else ["--no-safety-backup"]
+            )
 
-        self.app.push_screen(PlanScreen(
-            f"{strategy} on {target}",
-            lambda: rollback.plan_strategy(ws, target, strategy), words))
+        self.app.push_screen(
+            PlanScreen(
+                f"{strategy} on {target}",
+                lambda: rollback.plan_strategy(ws, target, strategy),
+                words,
+            )
+        )
 
     def open_plan(self, title: str, planner: Any, words: Any) -> None:
         from console.screens.plan import PlanScreen
@@ -211,24 +230,29 @@ class MainScreen(PaneLoaders, Screen):
             else:
                 backups.unpin(self.app.ws, backup_id)
         except DbrError as exc:
-            self.app.call_from_thread(self.app.notify, f"{exc.title}: {exc.hint}",
-                                      severity="error")
+            self.app.call_from_thread(
+                self.app.notify, f"{exc.title}: {exc.hint}", severity="error"
+            )
             return
-        self.app.call_from_thread(self.app.notify, f"backup {backup_id} "
-                                  f"{'pinned' if pin else 'unpinned'}")
+        self.app.call_from_thread(
+            self.app.notify, f"backup {backup_id} {'pinned' if pin else 'unpinned'}"
+        )
         self.app.call_from_thread(self.load_backups, self.app.target_name)
 
     @on(VirtualTable.Selected, "#journal-table")
     def _operation_selected(self, event: VirtualTable.Selected) -> None:
         from console.screens.progress import ProgressScreen
 
-        operation = next((o for o in self.operations if o["id"] == event.row.key),
-                         None)
+        operation = next((o for o in self.operations if o["id"] == event.row.key), None)
         if operation is None:
             return
-        self.app.push_screen(ProgressScreen(operation["target"],
-                                            operation_id=operation["id"],
-                                            plan=operation.get("plan")))
+        self.app.push_screen(
+            ProgressScreen(
+                operation["target"],
+                operation_id=operation["id"],
+                plan=operation.get("plan"),
+            )
+        )
 
     # -- loading ----------------------------------------------------------------
 
@@ -249,8 +273,9 @@ class MainScreen(PaneLoaders, Screen):
     def on_workspace_failed(self, message: msg.WorkspaceFailed) -> None:
         for pane in self.query(Pane):
             pane.say(f"{message.title}. {message.detail}")
-        self.app.notify(f"{message.title}\n{message.detail}", severity="error",
-                        timeout=30)
+        self.app.notify(
+            f"{message.title}\n{message.detail}", severity="error", timeout=30
+        )
 
     def load_all(self) -> None:
         target = self.app.target_name
@@ -278,9 +303,10 @@ class MainScreen(PaneLoaders, Screen):
     def load_journal(self, target: str) -> None:
         try:
             operations = self.app.ws.journal.operations(target, limit=500)
-        except Exception as exc:  # noqa: BLE001 - a worker's edge: say why, keep the screen
-            self.post_message(msg.PaneFailed("journal", target, "cannot read the "
-                                             "journal", str(exc)))
+        except Exception as exc:  # noqa: BLE001 - worker edge: say why, stay up
+            self.post_message(
+                msg.PaneFailed("journal", target, "cannot read the journal", str(exc))
+            )
             return
         if not get_current_worker().is_cancelled:
             self.post_message(msg.JournalLoaded(target, operations))
@@ -297,15 +323,24 @@ class MainScreen(PaneLoaders, Screen):
         running = [o for o in message.operations if o["status"] == "running"]
         if running and not self.announced_running:
             self.announced_running = True
-            self.app.notify(f"{running[0]['title']} is running (by "
-                            f"{running[0]['user']}, pid {running[0]['pid']}); enter "
-                            "on it in the Rollback log follows it", timeout=10)
-        ended = [o for o in message.operations if before.get(o["id"]) == "running"
-                 and o["status"] != "running"]
+            self.app.notify(
+                f"{running[0]['title']} is running (by "
+                f"{running[0]['user']}, pid {running[0]['pid']}); enter "
+                "on it in the Rollback log follows it",
+                timeout=10,
+            )
+        ended = [
+            o
+            for o in message.operations
+            if before.get(o["id"]) == "running" and o["status"] != "running"
+        ]
         for operation in ended:
-            self.app.notify(f"{operation['title']}: {operation['status']}",
-                            severity="information" if operation["status"] ==
-                            "succeeded" else "error")
+            self.app.notify(
+                f"{operation['title']}: {operation['status']}",
+                severity="information"
+                if operation["status"] == "succeeded"
+                else "error",
+            )
         if ended:
             self.load_migrations(self.app.target_name)
             self.load_backups(self.app.target_name)
@@ -315,7 +350,8 @@ class MainScreen(PaneLoaders, Screen):
         if message.target != self.app.target_name:
             return  # news of a target no longer shown
         self.query_one(f"#{message.pane}", Pane).say(
-            f"{message.title}: {message.detail}")
+            f"{message.title}: {message.detail}"
+        )
 
     @on(VirtualTable.Highlighted, "#journal-table")
     def _operation_highlighted(self, event: VirtualTable.Highlighted) -> None:
@@ -328,7 +364,7 @@ class MainScreen(PaneLoaders, Screen):
     def load_operation(self, operation_id: str) -> None:
         try:
             operation = self.app.ws.journal.operation(operation_id)
-        except Exception as exc:  # noqa: BLE001 - a worker's edge: say why, keep the screen
+        except Exception as exc:  # noqa: BLE001 - worker edge: say why, stay up
             log.warning("cannot read operation %s: %s", operation_id, exc)
             return
         if not get_current_worker().is_cancelled:
@@ -341,9 +377,12 @@ class MainScreen(PaneLoaders, Screen):
     def poll_events(self) -> None:
         try:
             events = self.app.ws.journal.events(self.app.target_name, limit=200)
-        except Exception as exc:  # noqa: BLE001 - a worker's edge: say why, keep the screen
-            self.post_message(msg.PaneFailed("journal", self.app.target_name,
-                                             "cannot read the events", str(exc)))
+        except Exception as exc:  # noqa: BLE001 - worker edge: say why, stay up
+            self.post_message(
+                msg.PaneFailed(
+                    "journal", self.app.target_name, "cannot read the events", str(exc)
+                )
+            )
             return
         fresh = [e for e in reversed(events) if e["id"] > self.last_event_id]
         self.post_message(msg.EventsArrived(fresh))
@@ -356,20 +395,31 @@ class MainScreen(PaneLoaders, Screen):
             self.last_event_id = max(self.last_event_id, event["id"])
             alerts.add(event)
             data = event.get("data") or {}
-            if event["kind"] == TRIGGER_FIRED and data.get("mode", "suggest") == \
-                    "suggest" and data.get("strategy"):
-                self.post_message(msg.TriggerFired(
-                    event.get("target") or self.app.target_name,
-                    data.get("trigger", ""), data["strategy"], event["message"]))
+            if (
+                event["kind"] == TRIGGER_FIRED
+                and data.get("mode", "suggest") == "suggest"
+                and data.get("strategy")
+            ):
+                self.post_message(
+                    msg.TriggerFired(
+                        event.get("target") or self.app.target_name,
+                        data.get("trigger", ""),
+                        data["strategy"],
+                        event["message"],
+                    )
+                )
             if not first and event["severity"] in ("warning", "critical"):
                 self.app.notify(
-                    event["message"], title=f"{event['severity'].upper()} "
-                    f"{event.get('target') or ''}",
-                    severity="error" if event["severity"] == "critical" else "warning")
+                    event["message"],
+                    title=f"{event['severity'].upper()} {event.get('target') or ''}",
+                    severity="error" if event["severity"] == "critical" else "warning",
+                )
 
     def on_trigger_fired(self, message: msg.TriggerFired) -> None:
-        self.suggestion = {"target": message.target, "data": {
-            "strategy": message.strategy, "trigger": message.trigger}}
+        self.suggestion = {
+            "target": message.target,
+            "data": {"strategy": message.strategy, "trigger": message.trigger},
+        }
         banner = self.query_one("#banner", Static)
         banner.update(f"TRIGGER FIRED: {message.message} — press f to open its plan")
         banner.add_class("-shown")
@@ -386,8 +436,14 @@ class MainScreen(PaneLoaders, Screen):
                 line.score, line.threshold = sample.score, sample.threshold
                 line.healthy, line.conclusive = sample.healthy, sample.conclusive
             lines[name] = line
-        running = next((f"{op['title']} ({op['id']})" for op in self.operations
-                        if op["status"] == "running"), None)
+        running = next(
+            (
+                f"{op['title']} ({op['id']})"
+                for op in self.operations
+                if op["status"] == "running"
+            ),
+            None,
+        )
         self.query_one(TargetHeader).show(lines.get(app.target_name), lines, running)
 
 

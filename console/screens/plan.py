@@ -38,8 +38,9 @@ class PlanScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Static(f"Preview: {self.heading}", classes="title", id="plan-title")
-        yield Static("planning… (nothing is changed until you confirm)",
-                     id="plan-status")
+        yield Static(
+            "planning… (nothing is changed until you confirm)", id="plan-status"
+        )
         with VerticalScroll(id="plan-body"):
             yield Static("", id="plan")
         yield Footer()
@@ -55,9 +56,10 @@ class PlanScreen(Screen):
             detail = "; ".join(x for x in (exc.cause, exc.hint) if x)
             self.post_message(msg.PlanFailed(exc.title, detail))
             return
-        except Exception as exc:  # noqa: BLE001 - a worker's edge: say why, keep the screen
-            self.post_message(msg.PlanFailed("planning failed",
-                                             f"{type(exc).__name__}: {exc}"))
+        except Exception as exc:  # noqa: BLE001 - worker edge: say why, stay up
+            self.post_message(
+                msg.PlanFailed("planning failed", f"{type(exc).__name__}: {exc}")
+            )
             return
         self.post_message(msg.PlanReady(plan, []))
 
@@ -68,20 +70,24 @@ class PlanScreen(Screen):
 
     def on_plan_failed(self, message: msg.PlanFailed) -> None:
         self.query_one("#plan-status", Static).update(
-            f"CANNOT PLAN: {message.title}" + (f"\n{message.detail}"
-                                               if message.detail else ""))
+            f"CANNOT PLAN: {message.title}"
+            + (f"\n{message.detail}" if message.detail else "")
+        )
 
     def _show(self) -> None:
         if self.app.read_only:
             status = "read-only: this is a preview only; nothing can be run"
         elif self.plan.destructive:
-            status = "c: confirm (you will type the target's name) · s: safety " \
-                     "backup on/off · escape: back"
+            status = (
+                "c: confirm (you will type the target's name) · s: safety "
+                "backup on/off · escape: back"
+            )
         else:
             status = "c: confirm · escape: back"
         self.query_one("#plan-status", Static).update(status)
         self.query_one("#plan", Static).update(
-            render_plan(self.plan, safety_backup=self.safety_backup))
+            render_plan(self.plan, safety_backup=self.safety_backup)
+        )
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "confirm":
@@ -89,8 +95,11 @@ class PlanScreen(Screen):
         if action == "toggle_safety":
             if self.app.read_only and self.plan is not None:
                 return None  # shown greyed out: nothing can be run
-            return bool(self.plan is not None and self.plan.destructive
-                        and self.plan.safety_backup is not None)
+            return bool(
+                self.plan is not None
+                and self.plan.destructive
+                and self.plan.safety_backup is not None
+            )
         return True
 
     def action_toggle_safety(self) -> None:
@@ -104,25 +113,40 @@ class PlanScreen(Screen):
         # Every critical risk, never a sample: no one confirms a loss unseen.
         critical = [r for r in plan.risks if r.severity == "critical"]
         consequences = "\n".join(
-            f"- {r.message}" + (f" ({count(r.rows)} rows)" if r.rows is not None
-                                and count(r.rows) not in r.message else "")
-            for r in critical)
+            f"- {r.message}"
+            + (
+                f" ({count(r.rows)} rows)"
+                if r.rows is not None and count(r.rows) not in r.message
+                else ""
+            )
+            for r in critical
+        )
         rows = sum(r.rows or 0 for r in critical)
         if critical:
-            consequences = (f"{len(critical)} CRITICAL risk"
-                            f"{'s' if len(critical) != 1 else ''}"
-                            + (f", {count(rows)} rows at risk" if rows else "")
-                            + ":\n" + consequences)
+            consequences = (
+                f"{len(critical)} CRITICAL risk"
+                f"{'s' if len(critical) != 1 else ''}"
+                + (f", {count(rows)} rows at risk" if rows else "")
+                + ":\n"
+                + consequences
+            )
         if plan.destructive and plan.safety_backup is not None:
-            consequences += ("\nA safety backup is taken first." if self.safety_backup
-                             else "\nNO safety backup: you declined it.")
+            consequences += (
+                "\nA safety backup is taken first."
+                if self.safety_backup
+                else "\nNO safety backup: you declined it."
+            )
 
         def answered(yes: bool | None) -> None:
             if yes:
                 self.start()
 
-        self.app.push_screen(ConfirmScreen(plan.title, plan.target, plan.destructive,
-                                           consequences.strip()), answered)
+        self.app.push_screen(
+            ConfirmScreen(
+                plan.title, plan.target, plan.destructive, consequences.strip()
+            ),
+            answered,
+        )
 
     def start(self) -> None:
         from console import runner
@@ -131,5 +155,6 @@ class PlanScreen(Screen):
         words = self.words(self.plan, self.safety_backup)
         run = runner.start(runner.command(self.app.ws.settings.path, words))
         self.app.post_message(msg.RollbackConfirmed(run.argv, run.pid))
-        self.app.switch_screen(ProgressScreen(self.plan.target, run=run,
-                                              plan=self.plan.to_dict()))
+        self.app.switch_screen(
+            ProgressScreen(self.plan.target, run=run, plan=self.plan.to_dict())
+        )

@@ -36,8 +36,9 @@ class ResultScreen(Screen):
             if self.operation.get("id"):
                 yield Static(describe_operation(self.operation), id="result-detail")
             else:
-                yield Static(Text(str(self.operation.get("error", ""))),
-                             id="result-detail")
+                yield Static(
+                    Text(str(self.operation.get("error", ""))), id="result-detail"
+                )
         yield Footer()
 
     def on_mount(self) -> None:
@@ -55,9 +56,10 @@ class ResultScreen(Screen):
             return
         try:
             sample = health.sample(self.app.ws, self.target)
-        except Exception as exc:  # noqa: BLE001 - a worker's edge: say why, keep the screen
-            self.post_message(msg.PaneFailed("health", self.target,
-                                             "cannot measure health", str(exc)))
+        except Exception as exc:  # noqa: BLE001 - worker edge: say why, stay up
+            self.post_message(
+                msg.PaneFailed("health", self.target, "cannot measure health", str(exc))
+            )
             return
         self.post_message(msg.HealthSampled(self.target, sample, [], []))
 
@@ -66,11 +68,13 @@ class ResultScreen(Screen):
 
     def on_pane_failed(self, message: msg.PaneFailed) -> None:
         self.query_one("#result-health", Static).update(
-            f"health: {message.title}: {message.detail}")
+            f"health: {message.title}: {message.detail}"
+        )
 
     def on_health_sampled(self, message: msg.HealthSampled) -> None:
         from console.widgets.health_pane import describe_sample
 
         self.query_one("#result-health", Static).update(
-            describe_sample(message.sample, note=["health re-measured after the run"]))
+            describe_sample(message.sample, note=["health re-measured after the run"])
+        )
         self.query_one("#result-health", Static).styles.margin = (0, 0, 1, 0)

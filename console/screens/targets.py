@@ -17,8 +17,9 @@ class TargetsScreen(ModalScreen[str | None]):
         Binding("escape", "dismiss_none", "Back"),
     ]
 
-    def __init__(self, names: list[str], current: str,
-                 scores: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, names: list[str], current: str, scores: dict[str, str] | None = None
+    ) -> None:
         super().__init__()
         self.names = names
         self.current = current
@@ -27,9 +28,16 @@ class TargetsScreen(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Label("Switch target (enter to choose, escape to stay)")
-            yield OptionList(*(Option(f"{'▸' if n == self.current else ' '} {n}  "
-                                      f"{self.scores.get(n, '')}", id=n)
-                               for n in self.names))
+            yield OptionList(
+                *(
+                    Option(
+                        f"{'▸' if n == self.current else ' '} {n}  "
+                        f"{self.scores.get(n, '')}",
+                        id=n,
+                    )
+                    for n in self.names
+                )
+            )
 
     def on_mount(self) -> None:
         options = self.query_one(OptionList)

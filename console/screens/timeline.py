@@ -32,8 +32,11 @@ class TimelineScreen(Screen):
         self.markdown = ""
 
     def compose(self) -> ComposeResult:
-        yield Static(f"Incident timeline for {self.target}: the journal, alerts and "
-                     "health samples of a window, as Markdown", classes="title")
+        yield Static(
+            f"Incident timeline for {self.target}: the journal, alerts and "
+            "health samples of a window, as Markdown",
+            classes="title",
+        )
         with Horizontal(classes="form"):
             yield Label("last")
             yield Input("2h", id="window", placeholder="30m, 2h, 1d")
@@ -59,10 +62,13 @@ class TimelineScreen(Screen):
         match = DURATION_RE.match(text)
         if not match:
             self.query_one("#timeline-status", Static).update(
-                f"window {text!r} is not a duration: write it like 30m, 2h or 1d")
+                f"window {text!r} is not a duration: write it like 30m, 2h or 1d"
+            )
             return None
         until = datetime.now(UTC)
-        return until - timedelta(seconds=int(match[1]) * DURATION_UNITS[match[2]]), until
+        return until - timedelta(
+            seconds=int(match[1]) * DURATION_UNITS[match[2]]
+        ), until
 
     def action_preview(self) -> None:
         window = self._window()
@@ -74,27 +80,42 @@ class TimelineScreen(Screen):
     def gather(self, since: datetime, until: datetime) -> None:
         journal = self.app.ws.journal
         try:
-            operations = [journal.operation(o["id"]) for o in journal.operations(
-                self.target, since=since, until=until, limit=0)]
+            operations = [
+                journal.operation(o["id"])
+                for o in journal.operations(
+                    self.target, since=since, until=until, limit=0
+                )
+            ]
             events = journal.events(self.target, since=since, until=until, limit=5000)
             samples = _samples(self.app.ws, self.target, since, until)
-        except Exception as exc:  # noqa: BLE001 - a worker's edge: say why, keep the screen
-            self.post_message(msg.PaneFailed("timeline", self.target,
-                                             "cannot read the journal", str(exc)))
+        except Exception as exc:  # noqa: BLE001 - worker edge: say why, stay up
+            self.post_message(
+                msg.PaneFailed(
+                    "timeline", self.target, "cannot read the journal", str(exc)
+                )
+            )
             return
-        text = timeline.build(self.target, since, until, operations=operations,
-                              events=events, samples=samples)
+        text = timeline.build(
+            self.target,
+            since,
+            until,
+            operations=operations,
+            events=events,
+            samples=samples,
+        )
         self.post_message(msg.TimelineBuilt(text))
 
     def on_timeline_built(self, message: msg.TimelineBuilt) -> None:
         self.markdown = message.markdown
         self.query_one(Markdown).update(self.markdown)
         self.query_one("#timeline-status", Static).update(
-            "preview below; ctrl+s writes the file")
+            "preview below; ctrl+s writes the file"
+        )
 
     def on_pane_failed(self, message: msg.PaneFailed) -> None:
         self.query_one("#timeline-status", Static).update(
-            f"{message.title}: {message.detail}")
+            f"{message.title}: {message.detail}"
+        )
 
     def action_write(self) -> None:
         if not self.markdown:
@@ -105,7 +126,8 @@ class TimelineScreen(Screen):
             path.write_text(self.markdown, encoding="utf-8")
         except OSError as exc:
             self.query_one("#timeline-status", Static).update(
-                f"cannot write {path}: {exc.strerror}; choose another file")
+                f"cannot write {path}: {exc.strerror}; choose another file"
+            )
             return
         self.post_message(msg.TimelineExported(str(path.absolute())))
 
@@ -120,5 +142,8 @@ def _samples(ws: Any, target: str, since: datetime, until: datetime) -> list[dic
     if health is None:
         return []
     kept = ws.settings.targets[target].health.keep_samples
-    return [s.to_dict() for s in health.recent_samples(ws, target, limit=kept)
-            if since <= s.at <= until]
+    return [
+        s.to_dict()
+        for s in health.recent_samples(ws, target, limit=kept)
+        if since <= s.at <= until
+    ]

@@ -22,8 +22,9 @@ class AlertsStream(RichLog):
     """
 
     def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(id=id, max_lines=500, wrap=False, markup=False,
-                         auto_scroll=True)
+        super().__init__(
+            id=id, max_lines=500, wrap=False, markup=False, auto_scroll=True
+        )
         self.can_focus = False
         self.seen = 0
 
@@ -32,8 +33,10 @@ class AlertsStream(RichLog):
         severity = str(event.get("severity", "info"))
         line = Text(no_wrap=True, overflow="ellipsis")
         line.append(clock(event.get("at")) + " ", style="dim")
-        line.append(f"{SEVERITY_WORDS.get(severity, severity):<4} ",
-                    style=SEVERITY_STYLES.get(severity, ""))
+        line.append(
+            f"{SEVERITY_WORDS.get(severity, severity):<4} ",
+            style=SEVERITY_STYLES.get(severity, ""),
+        )
         if event.get("target"):
             line.append(f"{event['target']}: ", style="bold")
         line.append(" ".join(str(event.get("message", "")).split()))

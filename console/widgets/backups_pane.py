@@ -40,10 +40,15 @@ class BackupsPane(Pane):
 
     def compose(self) -> ComposeResult:
         yield self.notice
-        yield Input(placeholder="filter: words in any column; escape clears",
-                    id="backups-filter")
-        yield VirtualTable(COLUMNS, empty="no backups in the catalog: b creates one",
-                           id="backups-table")
+        yield Input(
+            placeholder="filter: words in any column; escape clears",
+            id="backups-filter",
+        )
+        yield VirtualTable(
+            COLUMNS,
+            empty="no backups in the catalog: b creates one",
+            id="backups-table",
+        )
         yield Static("", id="backup-detail")
 
     @property
@@ -84,12 +89,22 @@ class BackupsPane(Pane):
         status = "" if backup.complete else f" [{backup.status}]"
         tag = ("DEL", "bad") if backup.id in self.tagged else ""
         return [
-            tag, ago(backup.created_at), size(backup.size),
-            (backup.label or "-") + status, verified,
-            ("PINNED", "good") if backup.pinned else "-", verdict_cell,
-        ], [backup.id in self.tagged, -backup.created_at.timestamp(),
-            backup.size or 0, backup.label or "", verified[0],
-            backup.pinned, verdict_cell[0]]
+            tag,
+            ago(backup.created_at),
+            size(backup.size),
+            (backup.label or "-") + status,
+            verified,
+            ("PINNED", "good") if backup.pinned else "-",
+            verdict_cell,
+        ], [
+            backup.id in self.tagged,
+            -backup.created_at.timestamp(),
+            backup.size or 0,
+            backup.label or "",
+            verified[0],
+            backup.pinned,
+            verdict_cell[0],
+        ]
 
     def on_virtual_table_highlighted(self, event: VirtualTable.Highlighted) -> None:
         # The detail always describes the row under the cursor, which v/R/p act on.
@@ -111,14 +126,21 @@ class BackupsPane(Pane):
         tables = backup.tables
         verdict = self.verdicts.get(backup.id)
         # The table cuts the retention reason at narrow widths; here it is whole.
-        retention = "" if verdict is None else (
-            f"\nretention: {'REMOVE' if verdict.action == 'remove' else 'keep'}: "
-            + "; ".join(verdict.reasons))
+        retention = (
+            ""
+            if verdict is None
+            else (
+                f"\nretention: {'REMOVE' if verdict.action == 'remove' else 'keep'}: "
+                + "; ".join(verdict.reasons)
+            )
+        )
         detail.update(
             f"{backup.id} · {backup.created_at:%Y-%m-%d %H:%M} UTC · revision {heads}"
             f" · {len(tables)} tables, {sum(tables.values()):,} rows"
             + (f" · pinned: {backup.pin_reason}" if backup.pin_reason else "")
-            + retention + f"\n{backup.path}")
+            + retention
+            + f"\n{backup.path}"
+        )
 
     def action_tag(self) -> None:
         row = self.table.current
@@ -126,15 +148,20 @@ class BackupsPane(Pane):
             return
         self.tagged ^= {row.key}
         backup = self.backups[row.key]
-        self.table.set_rows(self._rows(self.backups.values()),
-                            keep=row.key)
+        self.table.set_rows(self._rows(self.backups.values()), keep=row.key)
         self.table.cursor = min(self.table.cursor + 1, len(self.table.rows) - 1)
         # Told now, not only in the preview: dbr never removes a pinned backup.
-        refused = (f"; {backup.id} is pinned, so it will be refused"
-                   if backup.pinned and backup.id in self.tagged else "")
-        self.app.notify(f"{len(self.tagged)} tagged for removal{refused}; P previews "
-                        "their removal" if self.tagged else "no backup tagged",
-                        timeout=2)
+        refused = (
+            f"; {backup.id} is pinned, so it will be refused"
+            if backup.pinned and backup.id in self.tagged
+            else ""
+        )
+        self.app.notify(
+            f"{len(self.tagged)} tagged for removal{refused}; P previews their removal"
+            if self.tagged
+            else "no backup tagged",
+            timeout=2,
+        )
 
     def action_sort(self) -> None:
         self.sort_index = (self.sort_index + 1) % len(SORTABLE)
@@ -181,8 +208,10 @@ class BackupsPane(Pane):
         from console.runner import cli_has
 
         if not cli_has(words):
-            self.app.notify(f"not available: `dbr {' '.join(words[:2])}` is not part "
-                            "of this build", severity="warning")
+            self.app.notify(
+                f"not available: `dbr {' '.join(words[:2])}` is not part of this build",
+                severity="warning",
+            )
             return
         self.screen.follow(words, title, self.app.target_name)
 
@@ -195,10 +224,15 @@ class BackupsPane(Pane):
             if yes:
                 self._run(["backups", "create", target], f"backup of {target}")
 
-        self.app.push_screen(ConfirmScreen(
-            f"back up {target} now", target, False,
-            "A new backup is written to the target's backup folder and cataloged."),
-            answered)
+        self.app.push_screen(
+            ConfirmScreen(
+                f"back up {target} now",
+                target,
+                False,
+                "A new backup is written to the target's backup folder and cataloged.",
+            ),
+            answered,
+        )
 
     def action_verify(self) -> None:
         backup = self._selected_or_say()
@@ -208,8 +242,10 @@ class BackupsPane(Pane):
     def action_deep_verify(self) -> None:
         backup = self._selected_or_say()
         if backup is not None:
-            self._run(["backups", "verify", backup.id, "--deep"],
-                      f"deep verify backup {backup.id}")
+            self._run(
+                ["backups", "verify", backup.id, "--deep"],
+                f"deep verify backup {backup.id}",
+            )
 
     def action_pin(self) -> None:
         backup = self._selected_or_say()
@@ -225,15 +261,17 @@ class BackupsPane(Pane):
 
         def words(plan: Any, safety: bool) -> list[str]:
             return ["backups", "restore", backup_id, "--yes"] + (
-                [] if safety else ["--no-safety-backup"])
+                [] if safety else ["--no-safety-backup"]
+            )
 
-        self.screen.open_plan(f"restore {target} from backup {backup_id}",
-                              lambda: backups.plan_restore(ws, backup_id,
-                                                           target=target), words)
+        self.screen.open_plan(
+            f"restore {target} from backup {backup_id}",
+            lambda: backups.plan_restore(ws, backup_id, target=target),
+            words,
+        )
 
     def action_prune(self) -> None:
         from console.screens.prune import PruneScreen
 
         if self._engine() is not None:
-            self.app.push_screen(PruneScreen(self.app.target_name,
-                                             sorted(self.tagged)))
+            self.app.push_screen(PruneScreen(self.app.target_name, sorted(self.tagged)))

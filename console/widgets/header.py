@@ -39,8 +39,12 @@ class TargetHeader(Static):
         self.others: dict[str, TargetLine] = {}
         self.running: str | None = None
 
-    def show(self, current: TargetLine | None, others: dict[str, TargetLine],
-             running: str | None = None) -> None:
+    def show(
+        self,
+        current: TargetLine | None,
+        others: dict[str, TargetLine],
+        running: str | None = None,
+    ) -> None:
         self.current, self.others, self.running = current, others, running
         self.update(self._text())
 
@@ -56,8 +60,9 @@ class TargetHeader(Static):
             line = self.current
             text.append(f" {line.name} ", style="bold reverse")
             text.append(f" {line.dialect} · {line.host} · ")
-            words, tone = score_words(line.score, line.threshold, line.healthy,
-                                      line.conclusive)
+            words, tone = score_words(
+                line.score, line.threshold, line.healthy, line.conclusive
+            )
             text.append("health ")
             text.append(words, style=TONE_STYLES[tone])
         if self.read_only:
@@ -73,8 +78,9 @@ class TargetHeader(Static):
                 mark = "▸" if self.current and name == self.current.name else " "
                 if other.score is None or not other.conclusive:
                     state, tone = "?", "warn"
-                elif other.healthy is False or (other.threshold is not None
-                                               and other.score < other.threshold):
+                elif other.healthy is False or (
+                    other.threshold is not None and other.score < other.threshold
+                ):
                     state, tone = f"{other.score:.0f}% UNHEALTHY", "bad"
                 else:
                     state, tone = f"{other.score:.0f}% ok", "good"

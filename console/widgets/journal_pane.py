@@ -30,23 +30,41 @@ class JournalPane(Pane):
 
     def compose(self) -> ComposeResult:
         yield self.notice
-        yield VirtualTable(COLUMNS, empty="the journal is empty for this target",
-                           id="journal-table")
+        yield VirtualTable(
+            COLUMNS, empty="the journal is empty for this target", id="journal-table"
+        )
         with VerticalScroll(id="journal-detail-box", can_focus=False):
             yield Static("", id="journal-detail")
 
     def show_operations(self, operations: list[dict[str, Any]]) -> None:
-        rows = [Row(op["id"], (ago(op["started_at"]), op["kind"], status(op["status"]),
-                               seconds(op["duration"]), op.get("user") or "-",
-                               op["title"]),
-                    (op["started_at"], op["kind"], op["status"], op["duration"] or 0,
-                     op.get("user") or "", op["title"]))
-                for op in operations]
+        rows = [
+            Row(
+                op["id"],
+                (
+                    ago(op["started_at"]),
+                    op["kind"],
+                    status(op["status"]),
+                    seconds(op["duration"]),
+                    op.get("user") or "-",
+                    op["title"],
+                ),
+                (
+                    op["started_at"],
+                    op["kind"],
+                    op["status"],
+                    op["duration"] or 0,
+                    op.get("user") or "",
+                    op["title"],
+                ),
+            )
+            for op in operations
+        ]
         self.query_one(VirtualTable).set_rows(rows)
 
     def show_detail(self, op: dict[str, Any] | None) -> None:
         self.query_one("#journal-detail", Static).update(
-            describe_operation(op) if op else "")
+            describe_operation(op) if op else ""
+        )
 
 
 def describe_operation(op: dict[str, Any]) -> Group:
@@ -55,8 +73,10 @@ def describe_operation(op: dict[str, Any]) -> Group:
     head = Text()
     head.append(f"{op['id']} ", style="bold")
     head.append(f"{op['title']}\n")
-    head.append(f"{words} · {op['kind']} · started {ago(op['started_at'])} · took "
-                f"{seconds(op['duration'])}\n")
+    head.append(
+        f"{words} · {op['kind']} · started {ago(op['started_at'])} · took "
+        f"{seconds(op['duration'])}\n"
+    )
     place = f"{op.get('user')}@{op.get('host')}"
     if op.get("ssh_client"):
         place += f" from {op['ssh_client']}"
@@ -71,8 +91,10 @@ def describe_operation(op: dict[str, Any]) -> Group:
     steps = Text()
     for step in op.get("steps", []):
         mark, _ = status(step["status"])
-        steps.append(f" {step['position'] + 1}. {mark:<14} {step['name']} "
-                     f"({seconds(step['duration'])})")
+        steps.append(
+            f" {step['position'] + 1}. {mark:<14} {step['name']} "
+            f"({seconds(step['duration'])})"
+        )
         if step.get("error"):
             steps.append(f": {step['error']}", style="red")
         steps.append("\n")
@@ -86,13 +108,16 @@ def describe_operation(op: dict[str, Any]) -> Group:
         mark = "ok" if check.get("ok") else "FAILED"
         lines.append(Text(f" [{mark}] {check.get('check')}: {check.get('detail')}"))
     for key, value in (result.get("report") or {}).items():
-        lines.append(Text(f" {key.replace('_', ' ')}: {short(value, 200)}",
-                          style="yellow"))
+        lines.append(
+            Text(f" {key.replace('_', ' ')}: {short(value, 200)}", style="yellow")
+        )
     events = op.get("events") or []
     if events:
         text = Text("events:\n", style="dim")
         for event in events[-12:]:
-            text.append(f" {clock(event['at'])} {event['severity']:<8} "
-                        f"{short(event['message'], 120)}\n")
+            text.append(
+                f" {clock(event['at'])} {event['severity']:<8} "
+                f"{short(event['message'], 120)}\n"
+            )
         lines.append(text)
     return Group(*lines)

@@ -55,16 +55,29 @@ class MigrationsPane(Pane):
         if current.at_head:
             line.append(" · at head", style="green")
         else:
-            line.append(" · NOT at head (scripts: "
-                        f"{', '.join(current.script_heads)})", style="yellow")
+            line.append(
+                f" · NOT at head (scripts: {', '.join(current.script_heads)})",
+                style="yellow",
+            )
         for problem in current.problems:
-            line.append(f"\nPROBLEM: {problem.message} — {problem.hint}",
-                        style="bold red")
+            line.append(
+                f"\nPROBLEM: {problem.message} — {problem.hint}", style="bold red"
+            )
         self.query_one("#migrations-current", Static).update(line)
         heads = set(current.heads)
-        rows = [Row(r.revision, (_state(r, heads), r.revision[:12], _shape(r),
-                                 _risk(r.downgrade), r.message or ""))
-                for r in history.revisions]
+        rows = [
+            Row(
+                r.revision,
+                (
+                    _state(r, heads),
+                    r.revision[:12],
+                    _shape(r),
+                    _risk(r.downgrade),
+                    r.message or "",
+                ),
+            )
+            for r in history.revisions
+        ]
         self.query_one(VirtualTable).set_rows(rows)
 
     def on_virtual_table_highlighted(self, event: VirtualTable.Highlighted) -> None:
@@ -87,9 +100,11 @@ class MigrationsPane(Pane):
         text = Text()
         text.append(f"{revision.revision}", style="bold")
         text.append(f"  {revision.message}\n")
-        text.append(f"{'applied' if revision.applied else 'pending'}"
-                    f" · date {revision.date or '-'}"
-                    f" · parents {', '.join(revision.down_revisions) or 'none (base)'}")
+        text.append(
+            f"{'applied' if revision.applied else 'pending'}"
+            f" · date {revision.date or '-'}"
+            f" · parents {', '.join(revision.down_revisions) or 'none (base)'}"
+        )
         if revision.branch_labels:
             text.append(f" · branch {', '.join(revision.branch_labels)}")
         if revision.depends_on:
@@ -99,21 +114,29 @@ class MigrationsPane(Pane):
         if not down.found:
             text.append(f" cannot be read: {down.problem}\n", style="yellow")
         elif down.raises:
-            text.append(" RAISES: this revision cannot be downgraded\n",
-                        style="bold red")
+            text.append(
+                " RAISES: this revision cannot be downgraded\n", style="bold red"
+            )
         elif down.empty:
-            text.append(" does nothing: data and schema stay as they are "
-                        "(irreversible in practice)\n", style="yellow")
+            text.append(
+                " does nothing: data and schema stay as they are "
+                "(irreversible in practice)\n",
+                style="yellow",
+            )
         for op in down.operations:
             words = op.kind.replace("_", " ")
             where = ".".join(x for x in (op.table, op.column) if x) or (op.name or "")
             mark = "DESTRUCTIVE " if op.destructive else ""
-            text.append(f" - {mark}{words} {where}".rstrip() + "\n",
-                        style="red" if op.destructive else "")
-        text.append("\nd: plan a downgrade to here (live row counts, SQL) · u: "
-                    "plan an upgrade to here", style="dim")
+            text.append(
+                f" - {mark}{words} {where}".rstrip() + "\n",
+                style="red" if op.destructive else "",
+            )
+        text.append(
+            "\nd: plan a downgrade to here (live row counts, SQL) · u: "
+            "plan an upgrade to here",
+            style="dim",
+        )
         detail.update(text)
-
 
     def _plan(self, direction: str) -> None:
         revision = self.selected
@@ -134,26 +157,30 @@ class MigrationsPane(Pane):
         spec = revision.revision
 
         def planner() -> Any:
-            return migrations.plan(ws.target(target), spec, direction=direction,
-                                   journal=ws.journal)
+            return migrations.plan(
+                ws.target(target), spec, direction=direction, journal=ws.journal
+            )
 
         def words(plan: Any, safety: bool) -> list[str]:
             return ["migrations", direction, target, "--to", spec, "--yes"] + (
-                [] if safety else ["--no-safety-backup"])
+                [] if safety else ["--no-safety-backup"]
+            )
 
         self.screen.open_plan(f"{direction} {target} to {spec[:12]}", planner, words)
 
     def _refusal(self, revision: Any, direction: str) -> str:
         """Why moving `direction` to `revision` has nothing to do, or ''."""
         short = revision.revision[:12]
-        current = self.history is not None and \
-            revision.revision in self.history.current.heads
+        current = (
+            self.history is not None and revision.revision in self.history.current.heads
+        )
         if direction == "upgrade" and (revision.applied or current):
-            return (f"{short} is already applied; to go back use d on an "
-                    "older revision")
+            return f"{short} is already applied; to go back use d on an older revision"
         if direction == "downgrade" and current:
-            return (f"{short} is the current revision: nothing to downgrade; "
-                    "choose an older revision")
+            return (
+                f"{short} is the current revision: nothing to downgrade; "
+                "choose an older revision"
+            )
         if direction == "downgrade" and not revision.applied:
             return f"{short} is not applied, so there is nothing to undo; u applies it"
         return ""

@@ -17,8 +17,10 @@ def render_plan(plan: Any, *, safety_backup: bool = True) -> RenderableType:
     head = Text()
     head.append(f"{plan.title}\n", style="bold")
     head.append(f"target {plan.target} · {plan.kind} · ")
-    head.append("DESTROYS DATA" if plan.destructive else "does not destroy data",
-                style="bold red" if plan.destructive else "green")
+    head.append(
+        "DESTROYS DATA" if plan.destructive else "does not destroy data",
+        style="bold red" if plan.destructive else "green",
+    )
     if not plan.transactional:
         head.append(" · NOT transactional: a failed step can stay half-done")
     elif len(plan.steps) > 1:
@@ -26,8 +28,11 @@ def render_plan(plan: Any, *, safety_backup: bool = True) -> RenderableType:
     else:
         head.append(" · one transaction")
     estimate = plan.estimate
-    head.append(f"\nestimated time: {seconds(estimate)}" if estimate is not None
-                else "\nestimated time: unknown (no past runs to go by)")
+    head.append(
+        f"\nestimated time: {seconds(estimate)}"
+        if estimate is not None
+        else "\nestimated time: unknown (no past runs to go by)"
+    )
     for key, value in plan.summary.items():
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             head.append(f"\n{key.replace('_', ' ')}: {value}")
@@ -37,24 +42,33 @@ def render_plan(plan: Any, *, safety_backup: bool = True) -> RenderableType:
                 head.append(f"\n{key.replace('_', ' ')}:")
             for name, item in shown.items():
                 head.append(f"\n  {name.replace('_', ' ')}: {_words(item)}")
-        elif isinstance(value, list) and value and len(value) <= 40 and all(
-                isinstance(item, dict) and _plain(item) for item in value):
+        elif (
+            isinstance(value, list)
+            and value
+            and len(value) <= 40
+            and all(isinstance(item, dict) and _plain(item) for item in value)
+        ):
             head.append(f"\n{key.replace('_', ' ')}:")
             for item in value:
                 head.append(f"\n  {_words(item)}")
     if plan.safety_backup is not None and plan.destructive:
         head.append("\nsafety backup first: ")
-        head.append("YES, " + plan.safety_backup.description if safety_backup
-                    else "DECLINED (the journal will record it)",
-                    style="green" if safety_backup else "bold red")
+        head.append(
+            "YES, " + plan.safety_backup.description
+            if safety_backup
+            else "DECLINED (the journal will record it)",
+            style="green" if safety_backup else "bold red",
+        )
     parts.append(head)
     parts.append(Text(f"\nRisks ({len(plan.risks)})", style="bold"))
     if not plan.risks:
         parts.append(Text(" none found"))
     for risk in plan.risks:
         line = Text(" ")
-        line.append("CRITICAL" if risk.severity == "critical" else "warning",
-                    style="bold red" if risk.severity == "critical" else "yellow")
+        line.append(
+            "CRITICAL" if risk.severity == "critical" else "warning",
+            style="bold red" if risk.severity == "critical" else "yellow",
+        )
         line.append(f" {risk.message}")
         numbers = []
         if risk.rows is not None:
@@ -77,12 +91,20 @@ def render_plan(plan: Any, *, safety_backup: bool = True) -> RenderableType:
         if step.description:
             parts.append(Text(f"    {step.description}"))
         if step.sql:
-            parts.append(Syntax(step.sql.strip(), "sql", theme="ansi_dark",
-                                word_wrap=True, padding=(0, 0, 0, 4),
-                                background_color="default"))
+            parts.append(
+                Syntax(
+                    step.sql.strip(),
+                    "sql",
+                    theme="ansi_dark",
+                    word_wrap=True,
+                    padding=(0, 0, 0, 4),
+                    background_color="default",
+                )
+            )
         elif step.not_previewable:
-            parts.append(Text(f"    SQL not previewable: {step.not_previewable}",
-                              style="dim"))
+            parts.append(
+                Text(f"    SQL not previewable: {step.not_previewable}", style="dim")
+            )
     if plan.postconditions:
         parts.append(Text("\nAfterwards dbr checks", style="bold"))
         for condition in plan.postconditions:

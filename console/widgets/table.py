@@ -48,10 +48,14 @@ class Row:
 
     __slots__ = ("_cells", "_make", "_search", "_source", "_values", "key")
 
-    def __init__(self, key: str, cells: Sequence[Cell] | None = None,
-                 values: Sequence[Any] = (),
-                 make: Callable[[Any], tuple[Sequence[Cell], Sequence[Any]]]
-                 | None = None, source: Any = None) -> None:
+    def __init__(
+        self,
+        key: str,
+        cells: Sequence[Cell] | None = None,
+        values: Sequence[Any] = (),
+        make: Callable[[Any], tuple[Sequence[Cell], Sequence[Any]]] | None = None,
+        source: Any = None,
+    ) -> None:
         self.key = key
         self._cells = cells
         self._values = values
@@ -83,7 +87,9 @@ class Row:
 
     def matches(self, needle: str) -> bool:
         if self._search is None:
-            self._search = " ".join(self.text(i) for i in range(len(self.cells))).lower()
+            self._search = " ".join(
+                self.text(i) for i in range(len(self.cells))
+            ).lower()
         return needle in self._search
 
 
@@ -91,8 +97,12 @@ class VirtualTable(ScrollView, can_focus=True):
     """Rows with a cursor, sorting and filtering; renders the visible window only."""
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
-        "virtual-table--header", "virtual-table--cursor", "virtual-table--good",
-        "virtual-table--bad", "virtual-table--warn", "virtual-table--dim",
+        "virtual-table--header",
+        "virtual-table--cursor",
+        "virtual-table--good",
+        "virtual-table--bad",
+        "virtual-table--warn",
+        "virtual-table--dim",
     }
     DEFAULT_CSS = """
     VirtualTable { height: 1fr; overflow-x: hidden; }
@@ -137,8 +147,14 @@ class VirtualTable(ScrollView, can_focus=True):
         def control(self) -> VirtualTable:
             return self.table
 
-    def __init__(self, columns: Sequence[Column], *, empty: str = "nothing here",
-                 id: str | None = None, classes: str | None = None) -> None:
+    def __init__(
+        self,
+        columns: Sequence[Column],
+        *,
+        empty: str = "nothing here",
+        id: str | None = None,
+        classes: str | None = None,
+    ) -> None:
         super().__init__(id=id, classes=classes)
         self.columns = list(columns)
         self.empty = empty
@@ -161,7 +177,9 @@ class VirtualTable(ScrollView, can_focus=True):
 
     def set_rows(self, rows: list[Row], *, keep: str | None = None) -> None:
         """Replace the rows; keep the cursor on the row with key `keep` if present."""
-        keep = keep if keep is not None else (self.current.key if self.current else None)
+        keep = (
+            keep if keep is not None else (self.current.key if self.current else None)
+        )
         self._all = rows
         self._widths = self._measure(rows)
         self._apply(keep)
@@ -197,7 +215,9 @@ class VirtualTable(ScrollView, can_focus=True):
             rows = [r for r in rows if r.matches(self._filter)]
         if self._sort is not None:
             index, reverse = self._sort
-            rows = sorted(rows, key=lambda r: _sortable(r.value(index)), reverse=reverse)
+            rows = sorted(
+                rows, key=lambda r: _sortable(r.value(index)), reverse=reverse
+            )
         self._rows = rows
         self.virtual_size = Size(self.size.width, len(rows) + 1)
         position = 0
@@ -282,29 +302,39 @@ class VirtualTable(ScrollView, can_focus=True):
             return Strip.blank(width, base)
         row = self._rows[index]
         cursor = index == self.cursor
-        line_style = base + (self.get_component_rich_style("virtual-table--cursor")
-                             if cursor else Style())
+        line_style = base + (
+            self.get_component_rich_style("virtual-table--cursor")
+            if cursor
+            else Style()
+        )
         segments = []
         last = len(self.columns) - 1
         spare = width - (sum(self._widths) + last)
         for position, (column, cell_width) in enumerate(
-                zip(self.columns, self._widths, strict=True)):
+            zip(self.columns, self._widths, strict=True)
+        ):
             if position == last and spare > 0:
                 cell_width += spare  # the last column takes what is left
-            text, tone = (row.cells[position], "") if isinstance(
-                row.cells[position], str) else row.cells[position]
+            text, tone = (
+                (row.cells[position], "")
+                if isinstance(row.cells[position], str)
+                else row.cells[position]
+            )
             cell = _fit(text, cell_width, column.align)
             style = line_style
             if tone in TONES and not cursor:
                 style = line_style + self.get_component_rich_style(
-                    f"virtual-table--{tone}")
+                    f"virtual-table--{tone}"
+                )
             gap = " " if position < len(self.columns) - 1 else ""
             segments.append(Segment(cell + gap, style))
         return Strip(segments).adjust_cell_length(width, line_style)
 
     def _line(self, texts: list[str]) -> str:
-        return " ".join(_fit(t, w, c.align) for t, w, c in
-                        zip(texts, self._widths, self.columns, strict=True))
+        return " ".join(
+            _fit(t, w, c.align)
+            for t, w, c in zip(texts, self._widths, self.columns, strict=True)
+        )
 
     def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
         return len(self._rows) + 1

@@ -63,8 +63,21 @@ from core.backups.create import safety_backup_step
 from core.backups.prune import REFUSED
 
 __all__ = [
-    "REFUSED", "Backup", "Rescan", "create_backup", "get_backup", "list_backups",
-    "pin", "plan_prune", "plan_remove", "plan_restore", "prune_verdicts", "rescan",
-    "restore_target", "retention_verdicts", "safety_backup_step", "unpin",
+    "REFUSED",
+    "Backup",
+    "Rescan",
+    "create_backup",
+    "get_backup",
+    "list_backups",
+    "pin",
+    "plan_prune",
+    "plan_remove",
+    "plan_restore",
+    "prune_verdicts",
+    "rescan",
+    "restore_target",
+    "retention_verdicts",
+    "safety_backup_step",
+    "unpin",
     "verify_backup",
 ]

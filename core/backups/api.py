@@ -37,23 +37,34 @@ def _forward_progress(ws: Workspace, progress: ProgressFn | None) -> Callable[[]
     return ws.bus.subscribe(on_event)
 
 
-def create_backup(ws: Workspace, target: str, label: str | None = None,
-                  pin: bool = False, progress: ProgressFn | None = None, *,
-                  break_lock: bool = False) -> Backup:
+def create_backup(
+    ws: Workspace,
+    target: str,
+    label: str | None = None,
+    pin: bool = False,
+    progress: ProgressFn | None = None,
+    *,
+    break_lock: bool = False,
+) -> Backup:
     """Back up target now, journaled as a backup.create operation."""
     resolved = ws.target(target)
-    plan = plan_create(resolved, label=label, pin=pin,
-                       estimate=ws.journal.estimate(resolved.name, "dump"))
+    plan = plan_create(
+        resolved,
+        label=label,
+        pin=pin,
+        estimate=ws.journal.estimate(resolved.name, "dump"),
+    )
     unsubscribe = _forward_progress(ws, progress)
     try:
-        outcome = ws.executor.run(plan, resolved, confirmed=True,
-                                  break_lock=break_lock)
+        outcome = ws.executor.run(plan, resolved, confirmed=True, break_lock=break_lock)
     finally:
         unsubscribe()
     if not outcome.ok:
-        raise DbrError(f"backup of {target} {outcome.status}",
-                       cause=outcome.error or "",
-                       hint=f"see `dbr log show {outcome.operation_id}`")
+        raise DbrError(
+            f"backup of {target} {outcome.status}",
+            cause=outcome.error or "",
+            hint=f"see `dbr log show {outcome.operation_id}`",
+        )
     return catalog.find(ws.store, outcome.results["backup_id"])
 
 
@@ -68,8 +79,11 @@ def get_backup(ws: Workspace, id_prefix: str) -> Backup:
 
 
 def rescan(ws: Workspace) -> Rescan:
-    folders = [t.backup_dir.expanduser().absolute()
-               for t in ws.settings.targets.values() if t.backup_dir]
+    folders = [
+        t.backup_dir.expanduser().absolute()
+        for t in ws.settings.targets.values()
+        if t.backup_dir
+    ]
     return catalog.rescan(ws.store, folders)
 
 
@@ -81,7 +95,6 @@ def unpin(ws: Workspace, id_prefix: str) -> Backup:
     return catalog.set_pin(ws.store, id_prefix, False)
 
 
-
 def _target_of(ws: Workspace, backup: Backup) -> Target:
     """The backup's target, or a stand-in naming it when dbr.toml no longer has it."""
     if backup.target in ws.settings.targets:
@@ -90,8 +103,12 @@ def _target_of(ws: Workspace, backup: Backup) -> Target:
     return Target.from_url("sqlite://", backup.target)
 
 
-def verify_backup(ws: Workspace, id_prefix: str, deep: bool = False,
-                  progress: ProgressFn | None = None) -> Verification:
+def verify_backup(
+    ws: Workspace,
+    id_prefix: str,
+    deep: bool = False,
+    progress: ProgressFn | None = None,
+) -> Verification:
     """Verify a backup as a journaled backup.verify operation; the result is kept."""
     backup = catalog.find(ws.store, id_prefix)
     target = _target_of(ws, backup)
@@ -100,28 +117,50 @@ def verify_backup(ws: Workspace, id_prefix: str, deep: bool = False,
 
     def run(ctx: Context) -> dict[str, Any]:
         result = verify.verify(
-            ctx.store, backup, deep=deep, target=server, stop=ctx.cancelled,
-            progress=throttled(lambda n: ctx.progress(n, backup.size, "bytes read",
-                                                      unit="bytes"),
-                               backup.size))
+            ctx.store,
+            backup,
+            deep=deep,
+            target=server,
+            stop=ctx.cancelled,
+            progress=throttled(
+                lambda n: ctx.progress(n, backup.size, "bytes read", unit="bytes"),
+                backup.size,
+            ),
+        )
         done.append(result)
         if not result.ok:
-            ctx.bus.emit(VERIFY_FAILED, f"backup {backup.id} of {backup.target} "
-                         f"failed verification: {'; '.join(result.problems)}",
-                         severity=Severity.CRITICAL, target=backup.target,
-                         operation_id=ctx.operation_id, data=result.to_dict())
-            raise DbrError(f"backup {backup.id} failed verification",
-                           cause="; ".join(result.problems))
+            ctx.bus.emit(
+                VERIFY_FAILED,
+                f"backup {backup.id} of {backup.target} "
+                f"failed verification: {'; '.join(result.problems)}",
+                severity=Severity.CRITICAL,
+                target=backup.target,
+                operation_id=ctx.operation_id,
+                data=result.to_dict(),
+            )
+            raise DbrError(
+                f"backup {backup.id} failed verification",
+                cause="; ".join(result.problems),
+            )
         return result.to_dict()
 
     kind = "deep verify" if deep else "verify"
-    step = Step(kind, f"{kind} backup {backup.id} ({backup.size} bytes)", run,
-                transactional=False,
-                estimate=ws.journal.estimate(backup.target, kind),
-                not_previewable="reads the backup file; a deep verify restores it "
-                "into a scratch database that is dropped afterwards")
-    plan = Plan("backup.verify", backup.target, f"{kind} backup {backup.id}", [step],
-                summary={"backup_id": backup.id, "deep": deep})
+    step = Step(
+        kind,
+        f"{kind} backup {backup.id} ({backup.size} bytes)",
+        run,
+        transactional=False,
+        estimate=ws.journal.estimate(backup.target, kind),
+        not_previewable="reads the backup file; a deep verify restores it "
+        "into a scratch database that is dropped afterwards",
+    )
+    plan = Plan(
+        "backup.verify",
+        backup.target,
+        f"{kind} backup {backup.id}",
+        [step],
+        summary={"backup_id": backup.id, "deep": deep},
+    )
     unsubscribe = _forward_progress(ws, progress)
     try:
         outcome = ws.executor.run(plan, target, confirmed=True)
@@ -129,13 +168,16 @@ def verify_backup(ws: Workspace, id_prefix: str, deep: bool = False,
         unsubscribe()
     if done:
         return done[0]
-    raise DbrError(f"verification of backup {backup.id} {outcome.status}",
-                   cause=outcome.error or "",
-                   hint=f"see `dbr log show {outcome.operation_id}`")
+    raise DbrError(
+        f"verification of backup {backup.id} {outcome.status}",
+        cause=outcome.error or "",
+        hint=f"see `dbr log show {outcome.operation_id}`",
+    )
 
 
-def plan_restore(ws: Workspace, id_prefix: str, target: str | None = None,
-                 into: str | None = None) -> Plan:
+def plan_restore(
+    ws: Workspace, id_prefix: str, target: str | None = None, into: str | None = None
+) -> Plan:
     """A backup.restore plan, after preflight (verification, dialect, needs)."""
     if target and into:
         raise ConfigError("restore takes --target or --into, not both")
@@ -143,8 +185,9 @@ def plan_restore(ws: Workspace, id_prefix: str, target: str | None = None,
     if into:
         probe = Target.from_url(into)
         name = f"{probe.dialect}:{probe.display_url.split('://', 1)[-1]}"
-        destination = Target(replace(probe.config, name=name,
-                                     backup_dir=backup.path.parent))
+        destination = Target(
+            replace(probe.config, name=name, backup_dir=backup.path.parent)
+        )
     else:
         destination = ws.target(target or backup.target)
     if backup.verified:
@@ -154,10 +197,13 @@ def plan_restore(ws: Workspace, id_prefix: str, target: str | None = None,
         verification = verify.verify(ws.store, backup)
     restore.preflight(backup, destination, verification)
     plan = restore.build_plan(
-        backup, destination, verification,
+        backup,
+        destination,
+        verification,
         estimate=ws.journal.estimate(destination.name, restore.STEP_RESTORE),
         safety_estimate=ws.journal.estimate(destination.name, STEP_SAFETY),
-        into=bool(into))
+        into=bool(into),
+    )
     _destinations[id(plan)] = destination
     weakref.finalize(plan, _destinations.pop, id(plan), None)
     return plan
@@ -172,23 +218,25 @@ def restore_target(ws: Workspace, plan: Plan) -> Target:
     return _destinations.get(id(plan)) or ws.target(plan.target)
 
 
-def retention_verdicts(ws: Workspace, target: str,
-                       backups: list[Backup] | None = None) -> list[Verdict]:
+def retention_verdicts(
+    ws: Workspace, target: str, backups: list[Backup] | None = None
+) -> list[Verdict]:
     """Retention's verdict on each backup of target; backups: its catalog if listed."""
     policy = ws.settings.target(target).retention
     return prune.verdicts(ws.store, ws.journal, target, policy, backups=backups)
 
 
-def plan_prune(ws: Workspace, target: str, remove: Sequence[str] = (),
-               policy: bool = True) -> Plan:
+def plan_prune(
+    ws: Workspace, target: str, remove: Sequence[str] = (), policy: bool = True
+) -> Plan:
     """Remove the chosen backups (id prefixes) and, with policy, what it drops."""
     retention = ws.settings.target(target).retention
-    return prune.build_plan(ws.store, ws.journal, target, retention,
-                            chosen=remove, use_policy=policy)
+    return prune.build_plan(
+        ws.store, ws.journal, target, retention, chosen=remove, use_policy=policy
+    )
 
 
-def plan_remove(ws: Workspace, ids: Sequence[str], policy: bool = False
-                ) -> list[Plan]:
+def plan_remove(ws: Workspace, ids: Sequence[str], policy: bool = False) -> list[Plan]:
     """One plan per target of the chosen backups (id prefixes), in the order named."""
     by_target: dict[str, list[str]] = {}
     for prefix in ids:
@@ -196,14 +244,15 @@ def plan_remove(ws: Workspace, ids: Sequence[str], policy: bool = False
         by_target.setdefault(backup.target, []).append(backup.id)
     for name in by_target:
         ws.settings.target(name)  # a clear error for a target gone from dbr.toml
-    return [plan_prune(ws, name, chosen, policy)
-            for name, chosen in by_target.items()]
+    return [plan_prune(ws, name, chosen, policy) for name, chosen in by_target.items()]
 
 
-def prune_verdicts(ws: Workspace, target: str, remove: Sequence[str] = (),
-                   policy: bool = True) -> list[Verdict]:
+def prune_verdicts(
+    ws: Workspace, target: str, remove: Sequence[str] = (), policy: bool = True
+) -> list[Verdict]:
     """What plan_prune would do to each backup of target, with reasons."""
     retention = ws.settings.target(target).retention
     chosen = prune.resolve(ws.store, target, remove)
-    return prune.judge(ws.store, ws.journal, target, chosen=chosen,
-                       policy=retention, use_policy=policy)
+    return prune.judge(
+        ws.store, ws.journal, target, chosen=chosen, policy=retention, use_policy=policy
+    )

@@ -27,8 +27,7 @@ FORMAT_VERSION = 1
 COMPLETE = "complete"
 MANIFEST_SUFFIX = ".manifest.json"
 PARTIAL_PREFIX = ".dbr-partial-"
-EXTENSIONS = {"postgresql": ".pgdump.zst", "mysql": ".sql.zst",
-              "sqlite": ".sqlite.zst"}
+EXTENSIONS = {"postgresql": ".pgdump.zst", "mysql": ".sql.zst", "sqlite": ".sqlite.zst"}
 _PARTIAL_RE = re.compile(r"^\.dbr-partial-(\d+)-")
 
 
@@ -63,11 +62,11 @@ class Backup:
             # Reached only for a field a listing left raw (see _DEFERRED).
             values = self.__dict__
             if name not in _DEFERRED or "_raw_" + name not in values:
-                raise AttributeError(f"{type(self).__name__!r} object has no "
-                                     f"attribute {name!r}")
+                raise AttributeError(
+                    f"{type(self).__name__!r} object has no attribute {name!r}"
+                )
             raw = values.pop("_raw_" + name)
-            value = values[name] = (Path(raw) if name == "path"
-                                    else _parse_manifest(raw))
+            value = values[name] = Path(raw) if name == "path" else _parse_manifest(raw)
             return value
 
     @property
@@ -89,14 +88,24 @@ class Backup:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "id": self.id, "target": self.target, "dialect": self.dialect,
-            "path": str(self.path), "manifest_path": str(self.manifest_path),
-            "created_at": _iso(self.created_at), "finished_at": _iso(self.finished_at),
-            "duration": self.manifest.get("duration"), "size": self.size,
-            "raw_size": self.raw_size, "sha256": self.sha256, "label": self.label,
-            "pinned": self.pinned, "pin_reason": self.pin_reason,
-            "status": self.status, "verified": self.verified,
-            "verified_at": _iso(self.verified_at), "verify_ok": self.verify_ok,
+            "id": self.id,
+            "target": self.target,
+            "dialect": self.dialect,
+            "path": str(self.path),
+            "manifest_path": str(self.manifest_path),
+            "created_at": _iso(self.created_at),
+            "finished_at": _iso(self.finished_at),
+            "duration": self.manifest.get("duration"),
+            "size": self.size,
+            "raw_size": self.raw_size,
+            "sha256": self.sha256,
+            "label": self.label,
+            "pinned": self.pinned,
+            "pin_reason": self.pin_reason,
+            "status": self.status,
+            "verified": self.verified,
+            "verified_at": _iso(self.verified_at),
+            "verify_ok": self.verify_ok,
             "verify_detail": self.verify_detail,
             "deep_verified_at": _iso(self.deep_verified_at),
             "deep_verify_ok": self.deep_verify_ok,
@@ -114,18 +123,25 @@ class Backup:
         verification = manifest.get("verification") or {}
         deep = manifest.get("deep_verification") or {}
         return cls(
-            id=manifest["id"], target=manifest["target"],
-            dialect=manifest["dialect"], path=path,
+            id=manifest["id"],
+            target=manifest["target"],
+            dialect=manifest["dialect"],
+            path=path,
             created_at=_time(manifest["created_at"]),
-            finished_at=_time(manifest.get("finished_at")), manifest=manifest,
-            size=manifest.get("size"), raw_size=manifest.get("raw_size"),
-            sha256=manifest.get("sha256"), label=manifest.get("label"),
+            finished_at=_time(manifest.get("finished_at")),
+            manifest=manifest,
+            size=manifest.get("size"),
+            raw_size=manifest.get("raw_size"),
+            sha256=manifest.get("sha256"),
+            label=manifest.get("label"),
             pinned=bool(manifest.get("pinned")),
             pin_reason=manifest.get("pin_reason"),
             status=manifest.get("status", COMPLETE),
             verified_at=_time(verification.get("at")),
-            verify_ok=verification.get("ok"), verify_detail=verification or None,
-            deep_verified_at=_time(deep.get("at")), deep_verify_ok=deep.get("ok"),
+            verify_ok=verification.get("ok"),
+            verify_detail=verification or None,
+            deep_verified_at=_time(deep.get("at")),
+            deep_verify_ok=deep.get("ok"),
             operation_id=manifest.get("operation_id"),
         )
 
@@ -215,15 +231,25 @@ def _alive(pid: int) -> bool:
 
 def _row(backup: Backup) -> dict[str, Any]:
     return {
-        "id": backup.id, "target": backup.target, "dialect": backup.dialect,
-        "path": str(backup.path), "created_at": backup.created_at,
-        "finished_at": backup.finished_at, "size": backup.size,
-        "raw_size": backup.raw_size, "sha256": backup.sha256, "label": backup.label,
-        "pinned": backup.pinned, "pin_reason": backup.pin_reason,
-        "status": backup.status, "verified_at": backup.verified_at,
-        "verify_ok": backup.verify_ok, "verify_detail": backup.verify_detail,
+        "id": backup.id,
+        "target": backup.target,
+        "dialect": backup.dialect,
+        "path": str(backup.path),
+        "created_at": backup.created_at,
+        "finished_at": backup.finished_at,
+        "size": backup.size,
+        "raw_size": backup.raw_size,
+        "sha256": backup.sha256,
+        "label": backup.label,
+        "pinned": backup.pinned,
+        "pin_reason": backup.pin_reason,
+        "status": backup.status,
+        "verified_at": backup.verified_at,
+        "verify_ok": backup.verify_ok,
+        "verify_detail": backup.verify_detail,
         "deep_verified_at": backup.deep_verified_at,
-        "deep_verify_ok": backup.deep_verify_ok, "operation_id": backup.operation_id,
+        "deep_verify_ok": backup.deep_verify_ok,
+        "operation_id": backup.operation_id,
         "manifest": backup.manifest,
     }
 
@@ -236,9 +262,14 @@ _AS_TEXT = ("manifest", "verify_detail")
 # Times are read as the naive UTC they are stored as (see UTCDateTime) and made
 # aware in _from_row: the type's per-value hook was a third of a listing's cost.
 _TIMES = tuple(c.name for c in backups.columns if isinstance(c.type, UTCDateTime))
-_ROW_SELECT = [sa.type_coerce(c, sa.Text).label(c.name) if c.name in _AS_TEXT
-               else sa.type_coerce(c, sa.DateTime()).label(c.name)
-               if c.name in _TIMES else c for c in backups.columns]
+_ROW_SELECT = [
+    sa.type_coerce(c, sa.Text).label(c.name)
+    if c.name in _AS_TEXT
+    else sa.type_coerce(c, sa.DateTime()).label(c.name)
+    if c.name in _TIMES
+    else c
+    for c in backups.columns
+]
 
 
 def _from_row(row: Any, keys: list[str]) -> Backup:
@@ -296,39 +327,54 @@ def listed(store: Store, target: str | None = None) -> list[Backup]:
 def find(store: Store, id_prefix: str) -> Backup:
     """One indexed backup by its id or a unique prefix of it."""
     if not id_prefix or not re.fullmatch(r"[0-9a-f]+", id_prefix):
-        raise DbrError(f"{id_prefix!r} is not a backup id",
-                       hint="see `dbr backups list` for the ids")
+        raise DbrError(
+            f"{id_prefix!r} is not a backup id",
+            hint="see `dbr backups list` for the ids",
+        )
     with store.engine.connect() as conn:
-        rows = _backups(conn, sa.select(*_ROW_SELECT).where(
-            backups.c.id.like(f"{id_prefix}%")).limit(2))
+        rows = _backups(
+            conn,
+            sa.select(*_ROW_SELECT).where(backups.c.id.like(f"{id_prefix}%")).limit(2),
+        )
     if len(rows) != 1:
         problem = "matches several backups" if rows else "is not in the catalog"
-        raise DbrError(f"backup {id_prefix!r} {problem}",
-                       hint="see `dbr backups list` for the ids, or `dbr backups "
-                       "rescan` if the files were moved in")
+        raise DbrError(
+            f"backup {id_prefix!r} {problem}",
+            hint="see `dbr backups list` for the ids, or `dbr backups "
+            "rescan` if the files were moved in",
+        )
     return rows[0]
 
 
 def save(store: Store, backup: Backup) -> None:
     """Write the backup's manifest from its record, then refresh the index."""
     manifest = dict(backup.manifest)
-    manifest.update(pinned=backup.pinned, pin_reason=backup.pin_reason,
-                    label=backup.label, created_at=_iso(backup.created_at))
+    manifest.update(
+        pinned=backup.pinned,
+        pin_reason=backup.pin_reason,
+        label=backup.label,
+        created_at=_iso(backup.created_at),
+    )
     if backup.verified_at is not None:
-        manifest["verification"] = {**(backup.verify_detail or {}),
-                                    "at": _iso(backup.verified_at),
-                                    "ok": backup.verify_ok}
+        manifest["verification"] = {
+            **(backup.verify_detail or {}),
+            "at": _iso(backup.verified_at),
+            "ok": backup.verify_ok,
+        }
     if backup.deep_verified_at is not None:
         manifest["deep_verification"] = {
             **(manifest.get("deep_verification") or {}),
-            "at": _iso(backup.deep_verified_at), "ok": backup.deep_verify_ok}
+            "at": _iso(backup.deep_verified_at),
+            "ok": backup.deep_verify_ok,
+        }
     backup.manifest = manifest
     write_json(backup.manifest_path, manifest)
     index(store, backup)
 
 
-def set_pin(store: Store, id_prefix: str, pinned: bool,
-            reason: str | None = None) -> Backup:
+def set_pin(
+    store: Store, id_prefix: str, pinned: bool, reason: str | None = None
+) -> Backup:
     backup = find(store, id_prefix)
     backup.pinned = pinned
     backup.pin_reason = (reason or "pinned by the operator") if pinned else None
@@ -355,9 +401,12 @@ class Rescan:
     removed_from_index: list[str]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"backups": [b.to_dict() for b in self.backups],
-                "damaged": self.damaged, "missing_files": self.missing_files,
-                "removed_from_index": self.removed_from_index}
+        return {
+            "backups": [b.to_dict() for b in self.backups],
+            "damaged": self.damaged,
+            "missing_files": self.missing_files,
+            "removed_from_index": self.removed_from_index,
+        }
 
 
 def read_manifest(path: Path) -> dict[str, Any]:
@@ -371,17 +420,21 @@ def read_manifest(path: Path) -> dict[str, Any]:
         raise DbrError(f"manifest {path} is damaged", cause="it is not a JSON object")
     absent = [k for k in required if k not in manifest]
     if absent:
-        raise DbrError(f"manifest {path} is damaged",
-                       cause=f"it lacks {', '.join(absent)}")
+        raise DbrError(
+            f"manifest {path} is damaged", cause=f"it lacks {', '.join(absent)}"
+        )
     if manifest.get("format_version", 0) > FORMAT_VERSION:
-        raise DbrError(f"manifest {path} is from a newer dbr",
-                       cause=f"format version {manifest['format_version']}",
-                       hint="upgrade dbr")
+        raise DbrError(
+            f"manifest {path} is from a newer dbr",
+            cause=f"format version {manifest['format_version']}",
+            hint="upgrade dbr",
+        )
     try:
         _time(manifest["created_at"])
     except (TypeError, ValueError):
-        raise DbrError(f"manifest {path} is damaged",
-                       cause="created_at is not a time") from None
+        raise DbrError(
+            f"manifest {path} is damaged", cause="created_at is not a time"
+        ) from None
     return manifest
 
 
@@ -400,12 +453,16 @@ def rescan(store: Store, folders: Iterable[Path]) -> Rescan:
         found_here = _scan_folder(folder, damaged, missing)
         found.extend(found_here)
         named = {b.path.name for b in found_here} | {
-            Path(m["path"]).name for m in missing}
+            Path(m["path"]).name for m in missing
+        }
         for path in sorted(folder.iterdir()):
-            if any(path.name.endswith(e) for e in EXTENSIONS.values()) and \
-                    path.name not in named:
-                damaged.append({"path": str(path), "problem":
-                                "backup file without a manifest"})
+            if (
+                any(path.name.endswith(e) for e in EXTENSIONS.values())
+                and path.name not in named
+            ):
+                damaged.append(
+                    {"path": str(path), "problem": "backup file without a manifest"}
+                )
     known = {b.id for b in found}
     removed = []
     with store.engine.begin() as conn:
@@ -419,8 +476,9 @@ def rescan(store: Store, folders: Iterable[Path]) -> Rescan:
     return Rescan(found, damaged, missing, removed)
 
 
-def _scan_folder(folder: Path, damaged: list[dict[str, str]],
-                 missing: list[dict[str, str]]) -> list[Backup]:
+def _scan_folder(
+    folder: Path, damaged: list[dict[str, str]], missing: list[dict[str, str]]
+) -> list[Backup]:
     found = []
     for path in sorted(folder.glob("*" + MANIFEST_SUFFIX)):
         try:
@@ -430,15 +488,21 @@ def _scan_folder(folder: Path, damaged: list[dict[str, str]],
             continue
         backup_file = folder / Path(manifest["file"]).name
         if not backup_file.is_file():
-            missing.append({"path": str(backup_file), "manifest": str(path),
-                            "problem": "the manifest's backup file is missing"})
+            missing.append(
+                {
+                    "path": str(backup_file),
+                    "manifest": str(path),
+                    "problem": "the manifest's backup file is missing",
+                }
+            )
             continue
         found.append(Backup.from_manifest(manifest, backup_file))
     return found
 
 
-def touch_verification(backup: Backup, ok: bool, detail: dict[str, Any],
-                       *, deep: bool = False) -> None:
+def touch_verification(
+    backup: Backup, ok: bool, detail: dict[str, Any], *, deep: bool = False
+) -> None:
     """Record a verification's outcome on the record (save() persists it)."""
     now = utcnow()
     if deep:

@@ -35,9 +35,13 @@ def seed_demo_backups(config: Path, target_name: str = "shop") -> list[Backup]:
     made = []
     try:
         for age, label, pinned, verified in DEMO_BACKUPS:
-            backup = create(store, target, label=label, pinned=pinned,
-                            pin_reason="kept for the incident review" if pinned
-                            else None)
+            backup = create(
+                store,
+                target,
+                label=label,
+                pinned=pinned,
+                pin_reason="kept for the incident review" if pinned else None,
+            )
             backdate(store, backup, age)
             if verified:
                 verify.verify(store, backup)
@@ -54,13 +58,16 @@ def backdate(store: Store, backup: Backup, age: timedelta) -> None:
     backup.created_at -= age
     if backup.finished_at is not None:
         backup.finished_at -= age
-    name = catalog.file_name(backup.target, backup.dialect, backup.id,
-                             backup.created_at)
+    name = catalog.file_name(
+        backup.target, backup.dialect, backup.id, backup.created_at
+    )
     moved = backup.path.with_name(name)
     os.replace(backup.path, moved)
     backup.path = moved
-    backup.manifest.update(file=name, finished_at=backup.finished_at.isoformat()
-                           if backup.finished_at else None)
+    backup.manifest.update(
+        file=name,
+        finished_at=backup.finished_at.isoformat() if backup.finished_at else None,
+    )
     catalog.save(store, backup)
     if old_manifest != backup.manifest_path:
         old_manifest.unlink(missing_ok=True)

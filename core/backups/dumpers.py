@@ -61,30 +61,55 @@ def prepare(target: Target) -> Any:
         return tools.mysql_tool("dump"), target.server_version()
     path = target.sqlite_path
     if not path.is_file():
-        raise DbrError(f"SQLite database {path} does not exist",
-                       hint="check the target's url in dbr.toml")
+        raise DbrError(
+            f"SQLite database {path} does not exist",
+            hint="check the target's url in dbr.toml",
+        )
     return None, sqlite3.sqlite_version
 
 
-def dump(target: Target, prepared: Any, out: BinaryIO, work: Path, *,
-         progress: Progress | None, stop: Stop | None) -> Dumped:
+def dump(
+    target: Target,
+    prepared: Any,
+    out: BinaryIO,
+    work: Path,
+    *,
+    progress: Progress | None,
+    stop: Stop | None,
+) -> Dumped:
     """Write target's compressed dump to out; work is a folder for a raw SQLite copy."""
-    dumper = {"postgresql": _dump_postgresql, "mysql": _dump_mysql,
-              "sqlite": _dump_sqlite}[target.dialect]
+    dumper = {
+        "postgresql": _dump_postgresql,
+        "mysql": _dump_mysql,
+        "sqlite": _dump_sqlite,
+    }[target.dialect]
     return dumper(target, prepared, out, work, progress, stop)
 
 
-def _dump_postgresql(target: Target, prepared: Any, out: BinaryIO, work: Path,
-                     progress: Progress | None, stop: Stop | None) -> Dumped:
+def _dump_postgresql(
+    target: Target,
+    prepared: Any,
+    out: BinaryIO,
+    work: Path,
+    progress: Progress | None,
+    stop: Stop | None,
+) -> Dumped:
     tool, server_version = prepared
-    engine = target.engine().execution_options(isolation_level="REPEATABLE READ",
-                                               postgresql_readonly=True)
+    engine = target.engine().execution_options(
+        isolation_level="REPEATABLE READ", postgresql_readonly=True
+    )
     with engine.connect() as conn:
         snapshot = conn.execute(sa.text("select pg_export_snapshot()")).scalar_one()
         with target.client_call() as call:
             # -Z0: pg_dump stays fast and zstd, cheaper and better, compresses.
-            args = [tool.path, *call.args, "--format=custom", "--compress=0",
-                    f"--snapshot={snapshot}", "--no-password"]
+            args = [
+                tool.path,
+                *call.args,
+                "--format=custom",
+                "--compress=0",
+                f"--snapshot={snapshot}",
+                "--no-password",
+            ]
             abort = threading.Event()
 
             def halted() -> bool:
@@ -93,8 +118,9 @@ def _dump_postgresql(target: Target, prepared: Any, out: BinaryIO, work: Path,
             # The dump streams in a thread while this connection, in the very
             # snapshot pg_dump reads, counts the rows it is dumping.
             with ThreadPoolExecutor(1, thread_name_prefix="dbr-dump") as pool:
-                dumping = pool.submit(_run_dump, "pg_dump", args, call.env, out,
-                                      progress, halted)
+                dumping = pool.submit(
+                    _run_dump, "pg_dump", args, call.env, out, progress, halted
+                )
                 try:
                     tables = inspect.row_counts(conn, "postgresql")
                     heads = inspect.alembic_heads(conn, "postgresql")
@@ -105,12 +131,25 @@ def _dump_postgresql(target: Target, prepared: Any, out: BinaryIO, work: Path,
                         dumping.result()
                     raise
                 written, warnings = dumping.result()
-    return Dumped(written, server_version, tool.version, tables, heads, requires,
-                  warnings=warnings)
+    return Dumped(
+        written,
+        server_version,
+        tool.version,
+        tables,
+        heads,
+        requires,
+        warnings=warnings,
+    )
 
 
-def _dump_mysql(target: Target, prepared: Any, out: BinaryIO, work: Path,
-                progress: Progress | None, stop: Stop | None) -> Dumped:
+def _dump_mysql(
+    target: Target,
+    prepared: Any,
+    out: BinaryIO,
+    work: Path,
+    progress: Progress | None,
+    stop: Stop | None,
+) -> Dumped:
     tool, server_version = prepared
     with target.engine().connect() as conn:
         conn.execute(sa.text("set session transaction isolation level repeatable read"))
@@ -120,30 +159,58 @@ def _dump_mysql(target: Target, prepared: Any, out: BinaryIO, work: Path,
         requires = inspect.requirements(conn, "mysql")
         odd = inspect.non_transactional_tables(conn)
         conn.execute(sa.text("commit"))
-    notes = [f"table {name} uses the {engine} engine, which --single-transaction "
-             "cannot snapshot: its rows may be from a slightly different moment"
-             for name, engine in sorted(odd.items())]
+    notes = [
+        f"table {name} uses the {engine} engine, which --single-transaction "
+        "cannot snapshot: its rows may be from a slightly different moment"
+        for name, engine in sorted(odd.items())
+    ]
     with target.client_call() as call:
         # The option file must come first: the client reads it only there.
-        args = [tool.path, *call.args, "--single-transaction", "--quick",
-                "--routines", "--triggers", "--events", "--hex-blob",
-                "--default-character-set=utf8mb4", "--skip-add-locks",
-                "--no-tablespaces", "--", target.database]
-        written, warnings = _run_dump(Path(tool.path).name, args, call.env, out,
-                                      progress, stop)
-    return Dumped(written, server_version, tool.version, tables, heads, requires,
-                  notes=notes, warnings=warnings)
+        args = [
+            tool.path,
+            *call.args,
+            "--single-transaction",
+            "--quick",
+            "--routines",
+            "--triggers",
+            "--events",
+            "--hex-blob",
+            "--default-character-set=utf8mb4",
+            "--skip-add-locks",
+            "--no-tablespaces",
+            "--",
+            target.database,
+        ]
+        written, warnings = _run_dump(
+            Path(tool.path).name, args, call.env, out, progress, stop
+        )
+    return Dumped(
+        written,
+        server_version,
+        tool.version,
+        tables,
+        heads,
+        requires,
+        notes=notes,
+        warnings=warnings,
+    )
 
 
-def _run_dump(name: str, args: list[str], env: dict[str, str], out: BinaryIO,
-              progress: Progress | None, stop: Stop | None
-              ) -> tuple[Written, list[str]]:
+def _run_dump(
+    name: str,
+    args: list[str],
+    env: dict[str, str],
+    out: BinaryIO,
+    progress: Progress | None,
+    stop: Stop | None,
+) -> tuple[Written, list[str]]:
     tool = Tool(name, args, env, stdout=subprocess.PIPE)
     try:
         assert tool.process.stdout is not None
         try:
-            written = stream.compress_into(tool.process.stdout, out,
-                                           progress=progress, stop=stop)
+            written = stream.compress_into(
+                tool.process.stdout, out, progress=progress, stop=stop
+            )
         except BaseException:
             exited = tool.process.poll()
             tool.kill()
@@ -155,8 +222,14 @@ def _run_dump(name: str, args: list[str], env: dict[str, str], out: BinaryIO,
         tool.close()
 
 
-def _dump_sqlite(target: Target, prepared: Any, out: BinaryIO, work: Path,
-                 progress: Progress | None, stop: Stop | None) -> Dumped:
+def _dump_sqlite(
+    target: Target,
+    prepared: Any,
+    out: BinaryIO,
+    work: Path,
+    progress: Progress | None,
+    stop: Stop | None,
+) -> Dumped:
     raw_name = f".dbr-partial-{os.getpid()}-{time.monotonic_ns()}.sqlite"
     raw = work / raw_name
     try:
@@ -173,13 +246,19 @@ def _dump_sqlite(target: Target, prepared: Any, out: BinaryIO, work: Path,
     finally:
         for suffix in ("", "-journal", "-wal", "-shm"):
             Path(f"{raw}{suffix}").unlink(missing_ok=True)
-    return Dumped(written, sqlite3.sqlite_version, sqlite3.sqlite_version, tables,
-                  heads)
+    return Dumped(
+        written, sqlite3.sqlite_version, sqlite3.sqlite_version, tables, heads
+    )
 
 
-def online_copy(source: Path, destination: Path, *, stop: Stop | None = None,
-                stall_timeout: float = SQLITE_STALL_TIMEOUT,
-                pages: int = SQLITE_PAGES_PER_STEP) -> None:
+def online_copy(
+    source: Path,
+    destination: Path,
+    *,
+    stop: Stop | None = None,
+    stall_timeout: float = SQLITE_STALL_TIMEOUT,
+    pages: int = SQLITE_PAGES_PER_STEP,
+) -> None:
     """Copy a live SQLite database with the backup API; WAL content is included.
 
     Writers on other connections restart the copy; when no step has got closer to
@@ -194,8 +273,10 @@ def online_copy(source: Path, destination: Path, *, stop: Stop | None = None,
         if remaining < best[0]:
             best[0], best[1] = remaining, now
         elif now - best[1] > stall_timeout:
-            raise _Stalled(f"no progress for {stall_timeout:.0f} s; {remaining} of "
-                           f"{total} pages left")
+            raise _Stalled(
+                f"no progress for {stall_timeout:.0f} s; {remaining} of "
+                f"{total} pages left"
+            )
 
     src = sqlite3.connect(f"file:{source}?mode=ro", uri=True, timeout=30)
     dst = sqlite3.connect(destination)
@@ -203,9 +284,11 @@ def online_copy(source: Path, destination: Path, *, stop: Stop | None = None,
         src.backup(dst, pages=pages, progress=watch, sleep=0.05)
         dst.execute("pragma journal_mode=delete")
     except _Stalled as exc:
-        raise DbrError(f"the online backup of {source} stalled", cause=str(exc),
-                       hint="writers keep changing the database; retry when it is "
-                       "quieter") from None
+        raise DbrError(
+            f"the online backup of {source} stalled",
+            cause=str(exc),
+            hint="writers keep changing the database; retry when it is quieter",
+        ) from None
     except sqlite3.Error as exc:
         raise DbrError(f"cannot back up {source}", cause=str(exc)) from None
     finally:

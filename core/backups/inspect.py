@@ -58,15 +58,27 @@ def quote(dialect: str, name: str) -> str:
 def table_names(conn: Connection, dialect: str) -> list[str]:
     """User tables, schema-qualified on PostgreSQL when not in public."""
     if dialect == "postgresql":
-        return [name if schema == "public" else f"{schema}.{name}"
-                for schema, name in conn.execute(sa.text(_PG_TABLES))]
+        return [
+            name if schema == "public" else f"{schema}.{name}"
+            for schema, name in conn.execute(sa.text(_PG_TABLES))
+        ]
     if dialect == "mysql":
-        return list(conn.execute(sa.text(
-            "select table_name from information_schema.tables where table_schema = "
-            "database() and table_type = 'BASE TABLE' order by table_name")).scalars())
-    return list(conn.execute(sa.text(
-        "select name from sqlite_master where type = 'table' and name not like "
-        "'sqlite\\_%' escape '\\' order by name")).scalars())
+        return list(
+            conn.execute(
+                sa.text(
+                    "select table_name from information_schema.tables where table_schema = "
+                    "database() and table_type = 'BASE TABLE' order by table_name"
+                )
+            ).scalars()
+        )
+    return list(
+        conn.execute(
+            sa.text(
+                "select name from sqlite_master where type = 'table' and name not like "
+                "'sqlite\\_%' escape '\\' order by name"
+            )
+        ).scalars()
+    )
 
 
 def qualified(dialect: str, table: str) -> str:
@@ -83,52 +95,72 @@ def row_counts(conn: Connection, dialect: str) -> dict[str, int]:
         if dialect == "postgresql" and _is_partition(conn, table):
             continue  # counted through its parent; listing both would count twice
         counts[table] = conn.execute(
-            sa.text(f"select count(*) from {qualified(dialect, table)}")).scalar_one()
+            sa.text(f"select count(*) from {qualified(dialect, table)}")
+        ).scalar_one()
     return counts
 
 
 def _is_partition(conn: Connection, table: str) -> bool:
     schema, _, name = table.rpartition(".")
-    return bool(conn.execute(sa.text(
-        "select c.relispartition from pg_class c join pg_namespace n on "
-        "n.oid = c.relnamespace where n.nspname = :s and c.relname = :n"),
-        {"s": schema or "public", "n": name}).scalar())
+    return bool(
+        conn.execute(
+            sa.text(
+                "select c.relispartition from pg_class c join pg_namespace n on "
+                "n.oid = c.relnamespace where n.nspname = :s and c.relname = :n"
+            ),
+            {"s": schema or "public", "n": name},
+        ).scalar()
+    )
 
 
 def alembic_heads(conn: Connection, dialect: str) -> list[str]:
     """The revisions in alembic_version, or [] when the table is not there."""
     if "alembic_version" not in table_names(conn, dialect):
         return []
-    return sorted(conn.execute(
-        sa.text("select version_num from alembic_version")).scalars())
+    return sorted(
+        conn.execute(sa.text("select version_num from alembic_version")).scalars()
+    )
 
 
 def requirements(conn: Connection, dialect: str) -> dict[str, list[str]]:
     """What the restore of this database needs from the server it lands on."""
     if dialect == "postgresql":
         return {
-            "schemas": sorted(conn.execute(sa.text(
-                "select nspname from pg_namespace where nspname not like 'pg\\_%' "
-                "and nspname <> 'information_schema'")).scalars()),
+            "schemas": sorted(
+                conn.execute(
+                    sa.text(
+                        "select nspname from pg_namespace where nspname not like 'pg\\_%' "
+                        "and nspname <> 'information_schema'"
+                    )
+                ).scalars()
+            ),
             "roles": sorted(conn.execute(sa.text(_PG_OWNERS)).scalars()),
-            "extensions": sorted(conn.execute(sa.text(
-                "select extname from pg_extension where extname <> 'plpgsql'"))
-                .scalars()),
+            "extensions": sorted(
+                conn.execute(
+                    sa.text(
+                        "select extname from pg_extension where extname <> 'plpgsql'"
+                    )
+                ).scalars()
+            ),
         }
     if dialect == "mysql":
-        definers = conn.execute(sa.text(_MYSQL_DEFINERS),
-                                {"db": conn.execute(sa.text("select database()"))
-                                 .scalar_one()}).scalars()
+        definers = conn.execute(
+            sa.text(_MYSQL_DEFINERS),
+            {"db": conn.execute(sa.text("select database()")).scalar_one()},
+        ).scalars()
         return {"definers": sorted({d for d in definers if d})}
     return {}
 
 
 def non_transactional_tables(conn: Connection) -> dict[str, str]:
     """MySQL tables whose engine a --single-transaction dump cannot snapshot."""
-    rows = conn.execute(sa.text(
-        "select table_name, engine from information_schema.tables where "
-        "table_schema = database() and table_type = 'BASE TABLE' and "
-        "engine not in ('InnoDB')"))
+    rows = conn.execute(
+        sa.text(
+            "select table_name, engine from information_schema.tables where "
+            "table_schema = database() and table_type = 'BASE TABLE' and "
+            "engine not in ('InnoDB')"
+        )
+    )
     return {name: engine for name, engine in rows}
 
 
@@ -140,14 +172,19 @@ def missing_requirements(target: Target, needs: dict[str, Any]) -> list[str]:
             roles = set(conn.execute(sa.text("select rolname from pg_roles")).scalars())
             for role in needs.get("roles", []):
                 if role not in roles:
-                    problems.append(f"role {role!r} (it owns objects in the backup) "
-                                    "does not exist")
-            available = set(conn.execute(sa.text(
-                "select name from pg_available_extensions")).scalars())
+                    problems.append(
+                        f"role {role!r} (it owns objects in the backup) does not exist"
+                    )
+            available = set(
+                conn.execute(
+                    sa.text("select name from pg_available_extensions")
+                ).scalars()
+            )
             for extension in needs.get("extensions", []):
                 if extension not in available:
-                    problems.append(f"extension {extension!r} is not installed on "
-                                    "the server")
+                    problems.append(
+                        f"extension {extension!r} is not installed on the server"
+                    )
         elif target.dialect == "mysql":
             problems += _missing_definers(conn, needs.get("definers", []))
     return problems
@@ -157,13 +194,18 @@ def _missing_definers(conn: Connection, definers: list[str]) -> list[str]:
     if not definers:
         return []
     try:
-        accounts = {f"{user}@{host}" for user, host in conn.execute(
-            sa.text("select user, host from mysql.user"))}
+        accounts = {
+            f"{user}@{host}"
+            for user, host in conn.execute(sa.text("select user, host from mysql.user"))
+        }
     except sa.exc.DBAPIError:
         return []  # not allowed to read accounts: the restore itself will say so
-    return [f"DEFINER {definer!r} (of views, routines, triggers or events in the "
-            "backup) is not an account on this server"
-            for definer in definers if definer not in accounts]
+    return [
+        f"DEFINER {definer!r} (of views, routines, triggers or events in the "
+        "backup) is not an account on this server"
+        for definer in definers
+        if definer not in accounts
+    ]
 
 
 def object_counts(conn: Connection, dialect: str) -> dict[str, int]:

@@ -54,9 +54,14 @@ order by b.pid
 Log = Callable[[str], None]
 
 
-def load(target: Target, backup: Backup, *, progress: Progress | None = None,
-         stop: Stop | None = None, log: Log | None = None
-         ) -> dict[str, int] | None:
+def load(
+    target: Target,
+    backup: Backup,
+    *,
+    progress: Progress | None = None,
+    stop: Stop | None = None,
+    log: Log | None = None,
+) -> dict[str, int] | None:
     """Restore backup into target; raises DbrError unless every tool succeeded.
 
     Returns the row counts checked inside the restore's transaction (PostgreSQL),
@@ -64,12 +69,15 @@ def load(target: Target, backup: Backup, *, progress: Progress | None = None,
     restore waits for a lock, which sessions hold it.
     """
     if backup.dialect != target.dialect:
-        raise DbrError(f"backup {backup.id} is a {backup.dialect} backup; "
-                       f"{target.name} is {target.dialect}",
-                       hint="restore it into a database of the same kind")
+        raise DbrError(
+            f"backup {backup.id} is a {backup.dialect} backup; "
+            f"{target.name} is {target.dialect}",
+            hint="restore it into a database of the same kind",
+        )
     digest = hashlib.sha256()
-    chunks = stream.decompressed(backup.path, progress=progress, stop=stop,
-                                 digest=digest)
+    chunks = stream.decompressed(
+        backup.path, progress=progress, stop=stop, digest=digest
+    )
     if backup.dialect == "postgresql":
         return _load_postgresql(target, backup, chunks, digest, log)
     if backup.dialect == "mysql":
@@ -82,12 +90,14 @@ def load(target: Target, backup: Backup, *, progress: Progress | None = None,
 
 def pg_major(target: Target) -> int:
     with target.engine().connect() as conn:
-        return int(conn.execute(sa.text("show server_version_num")).scalar_one()) \
-            // 10000
+        return (
+            int(conn.execute(sa.text("show server_version_num")).scalar_one()) // 10000
+        )
 
 
-def _load_postgresql(target: Target, backup: Backup, chunks: object,
-                     digest: Any, log: Log | None = None) -> dict[str, int]:
+def _load_postgresql(
+    target: Target, backup: Backup, chunks: object, digest: Any, log: Log | None = None
+) -> dict[str, int]:
     """pg_restore writes the dump's SQL; psql runs it all in one transaction.
 
     psql first drops the backup's schemas (pg_restore --clean cannot drop what
@@ -107,23 +117,58 @@ def _load_postgresql(target: Target, backup: Backup, chunks: object,
         # session the memory PostgreSQL's own docs advise for restores.
         # A lock_timeout turns a silent wait behind another session's open
         # transaction into an error that names it (see _LockWatch).
-        call.env["PGOPTIONS"] = " ".join(filter(None, (
-            call.env.get("PGOPTIONS"), RESTORE_SETTINGS,
-            f"-c lock_timeout={int(RESTORE_LOCK_TIMEOUT * 1000)}")))
+        call.env["PGOPTIONS"] = " ".join(
+            filter(
+                None,
+                (
+                    call.env.get("PGOPTIONS"),
+                    RESTORE_SETTINGS,
+                    f"-c lock_timeout={int(RESTORE_LOCK_TIMEOUT * 1000)}",
+                ),
+            )
+        )
         app = f"dbr restore {new_id()}"
         call.env["PGAPPNAME"] = app
         watch = _LockWatch(target, app, log)
         gate, counted = Path(private) / "commit", Path(private) / "counts"
         os.mkfifo(gate, 0o600)
-        restore = Tool("pg_restore", [reader.path, "--file=-"], call.env,
-                       stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-        runner = Tool("psql", [psql.path, *call.args, "-X", "-q", "-A", "-t", "-w",
-                               "-v", "ON_ERROR_STOP=1", "--single-transaction",
-                               "-c", _clean_sql(backup, server), "-f", "-",
-                               "-c", f"\\o {counted}", "-c", _count_sql(backup),
-                               "-c", "\\o", "-f", str(gate)],
-                      call.env, stdin=restore.process.stdout,
-                      stdout=subprocess.DEVNULL)
+        restore = Tool(
+            "pg_restore",
+            [reader.path, "--file=-"],
+            call.env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        runner = Tool(
+            "psql",
+            [
+                psql.path,
+                *call.args,
+                "-X",
+                "-q",
+                "-A",
+                "-t",
+                "-w",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "--single-transaction",
+                "-c",
+                _clean_sql(backup, server),
+                "-f",
+                "-",
+                "-c",
+                f"\\o {counted}",
+                "-c",
+                _count_sql(backup),
+                "-c",
+                "\\o",
+                "-f",
+                str(gate),
+            ],
+            call.env,
+            stdin=restore.process.stdout,
+            stdout=subprocess.DEVNULL,
+        )
         assert restore.process.stdout is not None
         restore.process.stdout.close()  # psql alone reads it now
         watch.start()
@@ -139,9 +184,11 @@ def _load_postgresql(target: Target, backup: Backup, chunks: object,
                 counts = _read_counts(counted)
                 differences = compare_counts(backup.tables, counts)
                 if differences:
-                    raise DbrError("the restored row counts differ from the "
-                                   "manifest's, so the restore was rolled back",
-                                   cause="; ".join(differences[:10]))
+                    raise DbrError(
+                        "the restored row counts differ from the "
+                        "manifest's, so the restore was rolled back",
+                        cause="; ".join(differences[:10]),
+                    )
             except BaseException as exc:
                 runner.kill()  # before its COMMIT: nothing is committed
                 if isinstance(exc, Exception) and "lock timeout" in runner.stderr():
@@ -163,8 +210,9 @@ class _LockWatch:
         self.target, self.app, self.log = target, app, log
         self.seen: dict[int, str] = {}  # pid -> "pid N (user, ...)"
         self._done = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True,
-                                        name="dbr-restore-locks")
+        self._thread = threading.Thread(
+            target=self._run, daemon=True, name="dbr-restore-locks"
+        )
 
     def start(self) -> None:
         self._thread.start()
@@ -184,25 +232,33 @@ class _LockWatch:
             for pid, user, state, since, application in rows:
                 if pid in self.seen:
                     continue
-                when = (f"in a transaction since {since.astimezone(UTC):%H:%M:%S} "
-                        "UTC" if since else state or "idle")
+                when = (
+                    f"in a transaction since {since.astimezone(UTC):%H:%M:%S} UTC"
+                    if since
+                    else state or "idle"
+                )
                 who = f"pid {pid} ({user}, {when}"
                 who += f", {application})" if application else ")"
                 self.seen[pid] = who
                 if self.log is not None:
-                    self.log(f"waiting for locks held by {who}; the restore gives "
-                             f"up after {RESTORE_LOCK_TIMEOUT:g} s")
+                    self.log(
+                        f"waiting for locks held by {who}; the restore gives "
+                        f"up after {RESTORE_LOCK_TIMEOUT:g} s"
+                    )
 
 
 def _lock_timeout(target: Target, seen: dict[int, str]) -> DbrError:
-    holders = "; ".join(seen.values()) or "another session (it ended before dbr " \
-        "could name it)"
+    holders = (
+        "; ".join(seen.values())
+        or "another session (it ended before dbr could name it)"
+    )
     return DbrError(
         f"the restore of {target.name} waited {RESTORE_LOCK_TIMEOUT:g} s for a "
         "lock and gave up; nothing was changed",
         cause=f"locks held by {holders}",
         hint="let that session commit or roll back (or end it with "
-        "pg_terminate_backend(PID)), then restore again")
+        "pg_terminate_backend(PID)), then restore again",
+    )
 
 
 def _count_sql(backup: Backup) -> str:
@@ -212,7 +268,8 @@ def _count_sql(backup: Backup) -> str:
     rows = ", ".join(
         f"({_literal(table)}, (select count(*) from "
         f"{qualified('postgresql', table if '.' in table else 'public.' + table)}))"
-        for table in sorted(backup.tables))
+        for table in sorted(backup.tables)
+    )
     return f"select json_object_agg(t, n) from (values {rows}) as c(t, n)"
 
 
@@ -225,16 +282,19 @@ def _read_counts(path: Path) -> dict[str, int]:
     try:
         counts = json.loads(text or "{}")
     except json.JSONDecodeError:
-        raise DbrError("cannot read the row counts psql wrote",
-                       cause=text[:200]) from None
+        raise DbrError(
+            "cannot read the row counts psql wrote", cause=text[:200]
+        ) from None
     return {str(k): int(v) for k, v in counts.items()}
 
 
 def _check_digest(backup: Backup, digest: Any) -> None:
     if digest.hexdigest() != backup.sha256:
-        raise DbrError(f"backup {backup.id} changed while it was restored",
-                       cause="its SHA-256 no longer matches the manifest",
-                       hint=f"verify it with `dbr backups verify {backup.id}`")
+        raise DbrError(
+            f"backup {backup.id} changed while it was restored",
+            cause="its SHA-256 no longer matches the manifest",
+            hint=f"verify it with `dbr backups verify {backup.id}`",
+        )
 
 
 def replaced_schemas(backup: Backup) -> set[str]:
@@ -249,16 +309,21 @@ def _clean_sql(backup: Backup, server_major: int) -> str:
     schemas = replaced_schemas(backup)
     statements = ["set client_min_messages = warning"]
     for schema in sorted(schemas):
-        statements.append(f"drop schema if exists {quote('postgresql', schema)} "
-                          "cascade")
+        statements.append(
+            f"drop schema if exists {quote('postgresql', schema)} cascade"
+        )
     if "public" in schemas:
         # As initdb makes it; the dump then applies its own owner and grants.
         if server_major >= 15:
-            statements += ["create schema public authorization pg_database_owner",
-                           "grant usage on schema public to public"]
+            statements += [
+                "create schema public authorization pg_database_owner",
+                "grant usage on schema public to public",
+            ]
         else:
-            statements += ["create schema public",
-                           "grant all on schema public to public"]
+            statements += [
+                "create schema public",
+                "grant all on schema public to public",
+            ]
     return ";\n".join(statements) + ";"
 
 
@@ -279,14 +344,20 @@ def _reach_gate(gate: Path, runner: Tool) -> int | None:
 def _load_mysql(target: Target, chunks: object) -> None:
     tool = tools.mysql_tool("client")
     with target.client_call() as call:
-        args = [tool.path, *call.args, "--binary-mode", "--batch",
-                "--default-character-set=utf8mb4", "--", target.database]
+        args = [
+            tool.path,
+            *call.args,
+            "--binary-mode",
+            "--batch",
+            "--default-character-set=utf8mb4",
+            "--",
+            target.database,
+        ]
         _pipe(Path(tool.path).name, args, call.env, chunks)
 
 
 def _pipe(name: str, args: list[str], env: dict[str, str], chunks: object) -> None:
-    client = Tool(name, args, env, stdin=subprocess.PIPE,
-                  stdout=subprocess.DEVNULL)
+    client = Tool(name, args, env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
     try:
         try:
             stream.feed(client, chunks)  # type: ignore[arg-type]
@@ -313,8 +384,10 @@ def _load_sqlite(target: Target, chunks: object) -> None:
         destination = sqlite3.connect(path, timeout=30)
         try:
             if source.execute("pragma quick_check").fetchone()[0] != "ok":
-                raise DbrError("the decompressed SQLite backup is not sound",
-                               hint="verify the backup")
+                raise DbrError(
+                    "the decompressed SQLite backup is not sound",
+                    hint="verify the backup",
+                )
             # One step: the destination is replaced in a single write transaction.
             source.backup(destination, pages=-1)
         except sqlite3.Error as exc:
@@ -325,7 +398,8 @@ def _load_sqlite(target: Target, chunks: object) -> None:
     except Cancelled:
         raise
     except OSError as exc:
-        raise DbrError(f"cannot restore into {path}",
-                       cause=exc.strerror or str(exc)) from None
+        raise DbrError(
+            f"cannot restore into {path}", cause=exc.strerror or str(exc)
+        ) from None
     finally:
         copy.unlink(missing_ok=True)

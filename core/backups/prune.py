@@ -32,8 +32,9 @@ CHOSEN = "chosen by the operator"
 NOT_CHOSEN = "not chosen"
 
 
-def in_use(journal: Journal, target: str, backup_ids: list[str], *,
-           exclude: str | None = None) -> dict[str, str]:
+def in_use(
+    journal: Journal, target: str, backup_ids: list[str], *, exclude: str | None = None
+) -> dict[str, str]:
     """Backups a running operation on target names in its plan or options."""
     used: dict[str, str] = {}
     for operation in journal.operations(target, limit=0, status=RUNNING):
@@ -46,20 +47,41 @@ def in_use(journal: Journal, target: str, backup_ids: list[str], *,
     return used
 
 
-def verdicts(store: Store, journal: Journal, target: str,
-             policy: RetentionPolicy | None, *, now: datetime | None = None,
-             exclude: str | None = None,
-             backups: list[Backup] | None = None) -> list[Verdict]:
+def verdicts(
+    store: Store,
+    journal: Journal,
+    target: str,
+    policy: RetentionPolicy | None,
+    *,
+    now: datetime | None = None,
+    exclude: str | None = None,
+    backups: list[Backup] | None = None,
+) -> list[Verdict]:
     """The retention policy's verdict on every backup of target, newest first."""
-    return judge(store, journal, target, policy=policy, use_policy=True, now=now,
-                 exclude=exclude, backups=backups)
+    return judge(
+        store,
+        journal,
+        target,
+        policy=policy,
+        use_policy=True,
+        now=now,
+        exclude=exclude,
+        backups=backups,
+    )
 
 
-def judge(store: Store, journal: Journal, target: str, *,
-          chosen: Sequence[str] = (), policy: RetentionPolicy | None = None,
-          use_policy: bool = True, now: datetime | None = None,
-          exclude: str | None = None,
-          backups: list[Backup] | None = None) -> list[Verdict]:
+def judge(
+    store: Store,
+    journal: Journal,
+    target: str,
+    *,
+    chosen: Sequence[str] = (),
+    policy: RetentionPolicy | None = None,
+    use_policy: bool = True,
+    now: datetime | None = None,
+    exclude: str | None = None,
+    backups: list[Backup] | None = None,
+) -> list[Verdict]:
     """A verdict on every backup of target: keep, remove, or refused (chosen).
 
     chosen are full backup ids the operator asked to remove; use_policy adds what
@@ -70,34 +92,43 @@ def judge(store: Store, journal: Journal, target: str, *,
         backups = catalog.listed(store, target)
     used = in_use(journal, target, [b.id for b in backups], exclude=exclude)
     if use_policy:
-        planned = retention.evaluate(backups, policy, now or utcnow(), in_use=used,
-                                     target=target)
+        planned = retention.evaluate(
+            backups, policy, now or utcnow(), in_use=used, target=target
+        )
     else:
-        planned = [Verdict(b.id, KEEP, [NOT_CHOSEN], b.size or 0, b.created_at,
-                           target) for b in backups]
+        planned = [
+            Verdict(b.id, KEEP, [NOT_CHOSEN], b.size or 0, b.created_at, target)
+            for b in backups
+        ]
     by_id = {b.id: b for b in backups}
     verified = [b for b in backups if b.complete and b.verified]
-    newest_verified = max(verified, key=lambda b: (b.created_at, b.id)).id \
-        if verified else None
+    newest_verified = (
+        max(verified, key=lambda b: (b.created_at, b.id)).id if verified else None
+    )
     wanted = set(chosen)
     for verdict in planned:
         if verdict.id not in wanted:
             continue
         guards = safeguards(by_id[verdict.id], newest_verified, used)
         if guards:
-            verdict.action, verdict.reasons = REFUSED, [
-                f"{CHOSEN}, refused: {'; '.join(guards)}"]
+            verdict.action, verdict.reasons = (
+                REFUSED,
+                [f"{CHOSEN}, refused: {'; '.join(guards)}"],
+            )
         elif verdict.action == REMOVE or not use_policy:
             verdict.action, verdict.reasons = REMOVE, [CHOSEN]
         else:
-            verdict.action, verdict.reasons = REMOVE, [
-                f"{CHOSEN} (the policy would keep it: {'; '.join(verdict.reasons)})"]
+            verdict.action, verdict.reasons = (
+                REMOVE,
+                [f"{CHOSEN} (the policy would keep it: {'; '.join(verdict.reasons)})"],
+            )
     _keep_the_last_complete(planned, by_id, target, wanted)
     return planned
 
 
-def safeguards(backup: Backup, newest_verified: str | None,
-               used: dict[str, str]) -> list[str]:
+def safeguards(
+    backup: Backup, newest_verified: str | None, used: dict[str, str]
+) -> list[str]:
     """Why backup must stay whatever the operator chose; empty when it may go."""
     why = []
     if backup.pinned:
@@ -109,11 +140,15 @@ def safeguards(backup: Backup, newest_verified: str | None,
     return why
 
 
-def _keep_the_last_complete(planned: list[Verdict], by_id: dict[str, Backup],
-                            target: str, chosen: set[str]) -> None:
+def _keep_the_last_complete(
+    planned: list[Verdict], by_id: dict[str, Backup], target: str, chosen: set[str]
+) -> None:
     """Spare the newest complete backup if the plan would leave none."""
-    complete = sorted((v for v in planned if by_id[v.id].complete),
-                      key=lambda v: (by_id[v.id].created_at, v.id), reverse=True)
+    complete = sorted(
+        (v for v in planned if by_id[v.id].complete),
+        key=lambda v: (by_id[v.id].created_at, v.id),
+        reverse=True,
+    )
     if not complete or any(v.action != REMOVE for v in complete):
         return
     last = complete[0]
@@ -130,34 +165,52 @@ def resolve(store: Store, target: str, id_prefixes: Sequence[str]) -> list[str]:
     for prefix in id_prefixes:
         backup = catalog.find(store, prefix)
         if backup.target != target:
-            raise DbrError(f"backup {backup.id} is a backup of {backup.target}, "
-                           f"not of {target}",
-                           hint=f"remove it with the backups of {backup.target}")
+            raise DbrError(
+                f"backup {backup.id} is a backup of {backup.target}, not of {target}",
+                hint=f"remove it with the backups of {backup.target}",
+            )
         if backup.id not in ids:
             ids.append(backup.id)
     return ids
 
 
-def build_plan(store: Store, journal: Journal, target: str,
-               policy: RetentionPolicy | None, *, chosen: Sequence[str] = (),
-               use_policy: bool = True) -> Plan:
+def build_plan(
+    store: Store,
+    journal: Journal,
+    target: str,
+    policy: RetentionPolicy | None,
+    *,
+    chosen: Sequence[str] = (),
+    use_policy: bool = True,
+) -> Plan:
     """A backup.prune plan (the policy, and any chosen), or backup.remove (chosen)."""
     chosen = resolve(store, target, chosen)
     if not chosen and not use_policy:
-        raise DbrError(f"nothing to remove from {target}",
-                       hint="name the backups to remove, or prune by the policy")
-    planned = judge(store, journal, target, chosen=chosen, policy=policy,
-                    use_policy=use_policy)
+        raise DbrError(
+            f"nothing to remove from {target}",
+            hint="name the backups to remove, or prune by the policy",
+        )
+    planned = judge(
+        store, journal, target, chosen=chosen, policy=policy, use_policy=use_policy
+    )
     removals = [v for v in planned if v.action == REMOVE]
     refused = [v for v in planned if v.action == REFUSED]
     freed = retention.bytes_freed(planned)
 
     def run(ctx: Context) -> dict[str, Any]:
         # Judged again now: a backup pinned or put to use since the preview stays.
-        fresh = {v.id: v for v in judge(ctx.store, ctx.journal, target,
-                                        chosen=chosen, policy=policy,
-                                        use_policy=use_policy,
-                                        exclude=ctx.operation_id)}
+        fresh = {
+            v.id: v
+            for v in judge(
+                ctx.store,
+                ctx.journal,
+                target,
+                chosen=chosen,
+                policy=policy,
+                use_policy=use_policy,
+                exclude=ctx.operation_id,
+            )
+        }
         by_id = {b.id: b for b in catalog.listed(ctx.store, target)}
         removed: list[str] = []
         spared: dict[str, str] = {}
@@ -176,9 +229,16 @@ def build_plan(store: Store, journal: Journal, target: str,
                 removed.append(verdict.id)
                 gone.extend(str(p) for p in (backup.path, backup.manifest_path))
                 total += backup.size or 0
-            ctx.progress(number, len(removals), f"backup {verdict.id}: "
-                         + ("removed" if verdict.id in removed else
-                            f"kept, {spared.get(verdict.id)}"))
+            ctx.progress(
+                number,
+                len(removals),
+                f"backup {verdict.id}: "
+                + (
+                    "removed"
+                    if verdict.id in removed
+                    else f"kept, {spared.get(verdict.id)}"
+                ),
+            )
         for backup_id, why in spared.items():
             ctx.log(f"backup {backup_id} kept: {why}", Severity.WARNING)
         ctx.results["removed"], ctx.results["removed_files"] = removed, gone
@@ -186,32 +246,56 @@ def build_plan(store: Store, journal: Journal, target: str,
 
     going = sum(v.id in chosen for v in removals)
     what = _what(len(chosen), going, use_policy, target)
-    step = Step("remove backups", f"delete {len(removals)} backup files and their "
-                f"manifests of {target}", run, destructive=bool(removals),
-                transactional=False, not_previewable="deletes files, runs no SQL",
-                detail={"remove": [v.id for v in removals]})
+    step = Step(
+        "remove backups",
+        f"delete {len(removals)} backup files and their manifests of {target}",
+        run,
+        destructive=bool(removals),
+        transactional=False,
+        not_previewable="deletes files, runs no SQL",
+        detail={"remove": [v.id for v in removals]},
+    )
     risks = []
     if removals:
-        risks.append(Risk("delete_backup", f"removes {len(removals)} backups of "
-                          f"{target} ({', '.join(v.id for v in removals)}), freeing "
-                          f"{humanize.naturalsize(freed, binary=True)}",
-                          severity="critical", bytes=freed))
-    risks += [Risk("refused", f"backup {v.id} stays: {v.reasons[0]}")
-              for v in refused]
+        risks.append(
+            Risk(
+                "delete_backup",
+                f"removes {len(removals)} backups of "
+                f"{target} ({', '.join(v.id for v in removals)}), freeing "
+                f"{humanize.naturalsize(freed, binary=True)}",
+                severity="critical",
+                bytes=freed,
+            )
+        )
+    risks += [Risk("refused", f"backup {v.id} stays: {v.reasons[0]}") for v in refused]
     return Plan(
-        "backup.prune" if use_policy else "backup.remove", target, what, [step],
+        "backup.prune" if use_policy else "backup.remove",
+        target,
+        what,
+        [step],
         risks=risks,
-        postconditions=[Postcondition(
-            "the catalog and the backup folder agree",
-            lambda ctx: _agree(catalog.listed(ctx.store, target),
-                               ctx.results.get("removed", []),
-                               ctx.results.get("removed_files", [])))],
-        summary={"keep": len(planned) - len(removals) - len(refused),
-                 "remove": len(removals), "refused": len(refused),
-                 "frees": humanize.naturalsize(freed, binary=True),
-                 "detail": {"bytes_freed": freed, "chosen": list(chosen),
-                            "policy": use_policy,
-                            "verdicts": [v.to_dict() for v in planned]}},
+        postconditions=[
+            Postcondition(
+                "the catalog and the backup folder agree",
+                lambda ctx: _agree(
+                    catalog.listed(ctx.store, target),
+                    ctx.results.get("removed", []),
+                    ctx.results.get("removed_files", []),
+                ),
+            )
+        ],
+        summary={
+            "keep": len(planned) - len(removals) - len(refused),
+            "remove": len(removals),
+            "refused": len(refused),
+            "frees": humanize.naturalsize(freed, binary=True),
+            "detail": {
+                "bytes_freed": freed,
+                "chosen": list(chosen),
+                "policy": use_policy,
+                "verdicts": [v.to_dict() for v in planned],
+            },
+        },
     )
 
 
@@ -225,15 +309,23 @@ def _what(chosen: int, going: int, use_policy: bool, target: str) -> str:
     return f"prune backups of {target}" + (f" and remove {backups}" if chosen else "")
 
 
-def _agree(listed: list[Backup], removed: list[str],
-           removed_files: list[str]) -> tuple[bool, str]:
+def _agree(
+    listed: list[Backup], removed: list[str], removed_files: list[str]
+) -> tuple[bool, str]:
     problems = [f"{b.id}: {b.path} is missing" for b in listed if not b.path.is_file()]
-    problems += [f"{b.id}: its manifest {b.manifest_path} is missing" for b in listed
-                 if not b.manifest_path.is_file()]
-    problems += [f"{b.id} was removed but is still listed" for b in listed
-                 if b.id in removed]
-    problems += [f"{path} was removed but is still there" for path in removed_files
-                 if Path(path).exists()]
+    problems += [
+        f"{b.id}: its manifest {b.manifest_path} is missing"
+        for b in listed
+        if not b.manifest_path.is_file()
+    ]
+    problems += [
+        f"{b.id} was removed but is still listed" for b in listed if b.id in removed
+    ]
+    problems += [
+        f"{path} was removed but is still there"
+        for path in removed_files
+        if Path(path).exists()
+    ]
     if problems:
         return False, "; ".join(problems)
     return True, f"{len(listed)} backups listed, each with its file and manifest"

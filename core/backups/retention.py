@@ -45,10 +45,15 @@ class Verdict:
     target: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "target": self.target, "action": self.action,
-                "reasons": list(self.reasons), "size": self.size,
-                "created_at": self.created_at.isoformat() if self.created_at
-                else None, "frees": self.size if self.action == REMOVE else 0}
+        return {
+            "id": self.id,
+            "target": self.target,
+            "action": self.action,
+            "reasons": list(self.reasons),
+            "size": self.size,
+            "created_at": self.created_at.isoformat() if self.created_at else None,
+            "frees": self.size if self.action == REMOVE else 0,
+        }
 
 
 # Each period rule: its policy field, the words for one period, and its bucket key.
@@ -61,9 +66,14 @@ PERIODS: tuple[tuple[str, str, Callable[[datetime], str]], ...] = (
 )
 
 
-def evaluate(backups: Iterable[Candidate], policy: RetentionPolicy | None,
-             now: datetime, *, in_use: dict[str, str] | None = None,
-             target: str | None = None) -> list[Verdict]:
+def evaluate(
+    backups: Iterable[Candidate],
+    policy: RetentionPolicy | None,
+    now: datetime,
+    *,
+    in_use: dict[str, str] | None = None,
+    target: str | None = None,
+) -> list[Verdict]:
     """A verdict for every backup, newest first.
 
     in_use maps a backup id to the running operation that depends on it.
@@ -74,7 +84,8 @@ def evaluate(backups: Iterable[Candidate], policy: RetentionPolicy | None,
         raise ConfigError(
             "no retention policy" + (f" for {target}" if target else ""),
             cause=f"{where} sets no keep_* rule, so every backup would be removed",
-            hint=f"add {where} with keep_last, keep_daily, ... to dbr.toml")
+            hint=f"add {where} with keep_last, keep_daily, ... to dbr.toml",
+        )
     in_use = in_use or {}
     # One sort, then each rule walks the newest backups only as far as it keeps:
     # O(n log n) overall however many backups the catalog holds.
@@ -84,7 +95,8 @@ def evaluate(backups: Iterable[Candidate], policy: RetentionPolicy | None,
 
     for position, backup in enumerate(complete[: policy.keep_last], start=1):
         reasons.setdefault(backup.id, []).append(
-            f"keep_last: {position} of the {policy.keep_last} newest")
+            f"keep_last: {position} of the {policy.keep_last} newest"
+        )
     if policy.keep_within:
         horizon = now - timedelta(seconds=policy.keep_within)
         young = f"keep_within: younger than {_duration(policy.keep_within)}"
@@ -95,9 +107,11 @@ def evaluate(backups: Iterable[Candidate], policy: RetentionPolicy | None,
     for rule, unit, bucket in PERIODS:
         wanted = getattr(policy, rule)
         for rank, (period, backup) in enumerate(
-                _newest_per_period(complete, bucket, wanted)):
+            _newest_per_period(complete, bucket, wanted)
+        ):
             reasons.setdefault(backup.id, []).append(
-                f"{rule}: newest of {unit} {period} ({rank + 1} of {wanted})")
+                f"{rule}: newest of {unit} {period} ({rank + 1} of {wanted})"
+            )
 
     newest_verified = next((b for b in complete if b.verified), None)
     verdicts = []
@@ -111,16 +125,20 @@ def evaluate(backups: Iterable[Candidate], policy: RetentionPolicy | None,
             why.insert(0, f"used by running operation {in_use[backup.id]}")
         action = KEEP if why else REMOVE
         if not why:
-            why.append("kept by no rule" if backup.complete
-                       else "incomplete: counts toward no rule")
-        verdicts.append(Verdict(backup.id, action, why, backup.size or 0,
-                                backup.created_at, target))
+            why.append(
+                "kept by no rule"
+                if backup.complete
+                else "incomplete: counts toward no rule"
+            )
+        verdicts.append(
+            Verdict(backup.id, action, why, backup.size or 0, backup.created_at, target)
+        )
     return verdicts
 
 
-def _newest_per_period(backups: Sequence[Candidate],
-                       bucket: Callable[[datetime], str], wanted: int
-                       ) -> list[tuple[str, Candidate]]:
+def _newest_per_period(
+    backups: Sequence[Candidate], bucket: Callable[[datetime], str], wanted: int
+) -> list[tuple[str, Candidate]]:
     """(period, its newest backup) for the `wanted` most recent periods, newest first.
 
     Periods rank by their newest backup; once `wanted` periods are seen, older

@@ -48,8 +48,9 @@ class ToolFailed(DbrError):
     """A client tool exited badly or reported errors."""
 
 
-def throttled(report: Progress, total: int | None = None,
-              interval: float = 0.25) -> Progress:
+def throttled(
+    report: Progress, total: int | None = None, interval: float = 0.25
+) -> Progress:
     """report every interval seconds or 5% of total, not for every chunk."""
     last = [0.0, -1]
 
@@ -68,20 +69,28 @@ def describe_stderr(text: str, limit: int = 600) -> str:
     return text if len(text) <= limit else "…" + text[-limit:]
 
 
-def check_tool(name: str, code: int | None, stderr: str, *,
-               errors_fatal: bool = True) -> list[str]:
+def check_tool(
+    name: str, code: int | None, stderr: str, *, errors_fatal: bool = True
+) -> list[str]:
     """Raise ToolFailed unless the tool exited 0 with no error on stderr.
 
     Returns the stderr lines that remain (warnings), for the manifest.
     """
     if code != 0:
-        why = f"it was killed by signal {-code}" if code and code < 0 else \
-            f"it exited with status {code}"
-        raise ToolFailed(f"{name} failed", cause=f"{why}: {describe_stderr(stderr)}"
-                         if stderr.strip() else why)
+        why = (
+            f"it was killed by signal {-code}"
+            if code and code < 0
+            else f"it exited with status {code}"
+        )
+        raise ToolFailed(
+            f"{name} failed",
+            cause=f"{why}: {describe_stderr(stderr)}" if stderr.strip() else why,
+        )
     if errors_fatal and ERROR_RE.search(stderr):
-        raise ToolFailed(f"{name} reported errors although it exited 0",
-                         cause=describe_stderr(stderr))
+        raise ToolFailed(
+            f"{name} reported errors although it exited 0",
+            cause=describe_stderr(stderr),
+        )
     return [redact(line) for line in stderr.splitlines() if line.strip()]
 
 
@@ -104,8 +113,9 @@ def partial_file(folder: Path, name: str) -> Iterator[tuple[Path, BinaryIO]]:
         handle.close()
 
 
-def compress_into(source: IO[bytes], out: BinaryIO, *, progress: Progress | None,
-                  stop: Stop | None) -> Written:
+def compress_into(
+    source: IO[bytes], out: BinaryIO, *, progress: Progress | None, stop: Stop | None
+) -> Written:
     """Compress source to out, hashing the compressed bytes; fsync at the end."""
     digest = hashlib.sha256()
     # One thread: it keeps up with pg_dump here, and worker threads would cost
@@ -144,8 +154,13 @@ def _write_all(out: BinaryIO, data: bytes) -> None:
         view = view[written:]
 
 
-def decompressed(path: Path, *, progress: Progress | None = None,
-                 stop: Stop | None = None, digest: Any = None) -> Iterator[bytes]:
+def decompressed(
+    path: Path,
+    *,
+    progress: Progress | None = None,
+    stop: Stop | None = None,
+    digest: Any = None,
+) -> Iterator[bytes]:
     """The decompressed content of a backup file, in chunks; checks zstd checksums.
 
     progress receives compressed bytes consumed so far; digest, if given, is
@@ -154,17 +169,20 @@ def decompressed(path: Path, *, progress: Progress | None = None,
     decompressor = zstandard.ZstdDecompressor()
     with open(path, "rb") as handle:
         counting = _Counting(handle, progress, digest)
-        reader = decompressor.stream_reader(counting, read_size=CHUNK,
-                                            read_across_frames=True)
+        reader = decompressor.stream_reader(
+            counting, read_size=CHUNK, read_across_frames=True
+        )
         while True:
             if stop is not None and stop():
                 raise Cancelled("stopped while reading the backup")
             try:
                 block = reader.read(CHUNK)
             except zstandard.ZstdError as exc:
-                raise DbrError(f"backup file {path.name} cannot be decompressed",
-                               cause=str(exc),
-                               hint="the file is damaged; use another backup") from None
+                raise DbrError(
+                    f"backup file {path.name} cannot be decompressed",
+                    cause=str(exc),
+                    hint="the file is damaged; use another backup",
+                ) from None
             if not block:
                 return
             yield block
@@ -173,8 +191,9 @@ def decompressed(path: Path, *, progress: Progress | None = None,
 class _Counting:
     """A file wrapper that reports how many bytes have been read from it."""
 
-    def __init__(self, handle: BinaryIO, progress: Progress | None,
-                 digest: Any) -> None:
+    def __init__(
+        self, handle: BinaryIO, progress: Progress | None, digest: Any
+    ) -> None:
         self.handle = handle
         self.progress = progress
         self.digest = digest
@@ -203,20 +222,34 @@ def sha256_of(path: Path, stop: Stop | None = None) -> str:
 class Tool:
     """A running client tool whose stderr goes to a temporary file (no deadlock)."""
 
-    def __init__(self, name: str, args: list[str], env: dict[str, str], *,
-                 stdin: int | IO | None = None,
-                 stdout: int | IO | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        args: list[str],
+        env: dict[str, str],
+        *,
+        stdin: int | IO | None = None,
+        stdout: int | IO | None = None,
+    ) -> None:
         self.name = name
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close())
         log.info("running %s", redact(" ".join(args)))
         try:
-            self.process = subprocess.Popen(args, stdin=stdin, stdout=stdout,
-                                            stderr=self._stderr, env=env,
-                                            start_new_session=True)
+            self.process = subprocess.Popen(
+                args,
+                stdin=stdin,
+                stdout=stdout,
+                stderr=self._stderr,
+                env=env,
+                start_new_session=True,
+            )
         except OSError as exc:
             self._stderr.close()
-            raise DbrError(f"cannot run {name}", cause=str(exc),
-                           hint="install the database's client tools") from None
+            raise DbrError(
+                f"cannot run {name}",
+                cause=str(exc),
+                hint="install the database's client tools",
+            ) from None
 
     def kill(self) -> None:
         if self.process.poll() is None:
@@ -231,8 +264,7 @@ class Tool:
                 with suppress(OSError):
                     pipe.close()
         code = self.process.wait()
-        return check_tool(self.name, code, self.stderr(),
-                          errors_fatal=errors_fatal)
+        return check_tool(self.name, code, self.stderr(), errors_fatal=errors_fatal)
 
     def stderr(self) -> str:
         self._stderr.seek(0)

@@ -10,8 +10,12 @@ from pathlib import Path
 
 from core.errors import DbrError
 
-PG_ROOTS = (Path("/usr/lib/postgresql"), Path("/usr/pgsql"),
-            Path("/opt/homebrew/opt"), Path("/usr/local/opt"))
+PG_ROOTS = (
+    Path("/usr/lib/postgresql"),
+    Path("/usr/pgsql"),
+    Path("/opt/homebrew/opt"),
+    Path("/usr/local/opt"),
+)
 _VERSION_RE = re.compile(r"(\d+)(?:\.(\d+))?")
 
 
@@ -24,8 +28,9 @@ class ClientTool:
 
 def tool_version(path: str) -> str:
     try:
-        out = subprocess.run([path, "--version"], capture_output=True, text=True,
-                             timeout=30, check=False).stdout
+        out = subprocess.run(
+            [path, "--version"], capture_output=True, text=True, timeout=30, check=False
+        ).stdout
     except (OSError, subprocess.TimeoutExpired):
         return ""
     return out.strip().splitlines()[0] if out.strip() else ""
@@ -36,8 +41,9 @@ def _major(text: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def pg_candidates(name: str, roots: tuple[Path, ...] | None = None, *,
-                  on_path: bool = True) -> list[ClientTool]:
+def pg_candidates(
+    name: str, roots: tuple[Path, ...] | None = None, *, on_path: bool = True
+) -> list[ClientTool]:
     """Every installed copy of a PostgreSQL client tool with its major version."""
     found: dict[str, ClientTool] = {}
     for root in PG_ROOTS if roots is None else roots:
@@ -58,8 +64,9 @@ def pg_candidates(name: str, roots: tuple[Path, ...] | None = None, *,
     return sorted(found.values(), key=lambda t: t.major)
 
 
-def pick_pg_tool(name: str, server_major: int,
-                 roots: tuple[Path, ...] | None = None) -> ClientTool:
+def pick_pg_tool(
+    name: str, server_major: int, roots: tuple[Path, ...] | None = None
+) -> ClientTool:
     """The installed tool matching the server's major version, else the nearest newer.
 
     An older pg_dump refuses (or worse, misreads) a newer server, so none is picked.
@@ -92,6 +99,7 @@ def mysql_tool(kind: str) -> ClientTool:
         if path:
             version = tool_version(path)
             return ClientTool(path, version, _major(version) or 0)
-    raise DbrError(f"neither {' nor '.join(names)} is installed",
-                   hint="install the MariaDB or MySQL client tools "
-                   "(e.g. mariadb-client)")
+    raise DbrError(
+        f"neither {' nor '.join(names)} is installed",
+        hint="install the MariaDB or MySQL client tools (e.g. mariadb-client)",
+    )

@@ -46,13 +46,24 @@ class Verification:
         return [f"{c['check']}: {c['detail']}" for c in self.checks if not c["ok"]]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"backup_id": self.backup_id, "ok": self.ok, "deep": self.deep,
-                "checks": self.checks, "duration": round(self.duration, 3)}
+        return {
+            "backup_id": self.backup_id,
+            "ok": self.ok,
+            "deep": self.deep,
+            "checks": self.checks,
+            "duration": round(self.duration, 3),
+        }
 
 
-def verify(store: Store, backup: Backup, *, deep: bool = False,
-           target: Target | None = None, progress: Progress | None = None,
-           stop: Stop | None = None) -> Verification:
+def verify(
+    store: Store,
+    backup: Backup,
+    *,
+    deep: bool = False,
+    target: Target | None = None,
+    progress: Progress | None = None,
+    stop: Stop | None = None,
+) -> Verification:
     """Verify backup, record the outcome in its manifest and the index, return it.
 
     Deep verification needs target: the server on which the scratch database is
@@ -77,9 +88,12 @@ def verify(store: Store, backup: Backup, *, deep: bool = False,
             try:
                 counts = scratch_restore(backup, target, stop=stop)
                 differences = compare_counts(backup.tables, counts)
-                check("row counts in a scratch restore", not differences,
-                      "; ".join(differences) or
-                      f"{len(counts)} tables match the manifest")
+                check(
+                    "row counts in a scratch restore",
+                    not differences,
+                    "; ".join(differences)
+                    or f"{len(counts)} tables match the manifest",
+                )
             except DbrError as exc:
                 check("restore into a scratch database", False, str(exc))
     result.duration = time.monotonic() - clock
@@ -91,28 +105,42 @@ def verify(store: Store, backup: Backup, *, deep: bool = False,
     return result
 
 
-def _plain(backup: Backup, check: Any, progress: Progress | None,
-           stop: Stop | None) -> None:
+def _plain(
+    backup: Backup, check: Any, progress: Progress | None, stop: Stop | None
+) -> None:
     if not backup.path.is_file():
         check("file", False, f"{backup.path} is missing")
         return
     size = backup.path.stat().st_size
-    if not check("size", size == backup.size,
-                 f"{size} bytes" if size == backup.size else
-                 f"{size} bytes on disk, the manifest says {backup.size}"):
+    if not check(
+        "size",
+        size == backup.size,
+        f"{size} bytes"
+        if size == backup.size
+        else f"{size} bytes on disk, the manifest says {backup.size}",
+    ):
         return
     digest = hashlib.sha256()
-    chunks = stream.decompressed(backup.path, progress=progress, stop=stop,
-                                 digest=digest)
+    chunks = stream.decompressed(
+        backup.path, progress=progress, stop=stop, digest=digest
+    )
     raw = _engine_read(backup, chunks, check)
     actual = digest.hexdigest()
-    check("sha256", actual == backup.sha256,
-          "matches the manifest" if actual == backup.sha256 else
-          f"{actual} differs from the manifest's {backup.sha256}")
+    check(
+        "sha256",
+        actual == backup.sha256,
+        "matches the manifest"
+        if actual == backup.sha256
+        else f"{actual} differs from the manifest's {backup.sha256}",
+    )
     if backup.raw_size is not None and raw is not None:
-        check("decompressed size", raw == backup.raw_size,
-              f"{raw} bytes" if raw == backup.raw_size else
-              f"{raw} bytes, the manifest says {backup.raw_size}")
+        check(
+            "decompressed size",
+            raw == backup.raw_size,
+            f"{raw} bytes"
+            if raw == backup.raw_size
+            else f"{raw} bytes, the manifest says {backup.raw_size}",
+        )
 
 
 def _engine_read(backup: Backup, chunks: Iterator[bytes], check: Any) -> int | None:
@@ -120,8 +148,13 @@ def _engine_read(backup: Backup, chunks: Iterator[bytes], check: Any) -> int | N
     counted = _Tally(chunks)
     if backup.dialect == "postgresql":
         tool = tools.pick_pg_tool("pg_restore", _major(backup))
-        reader = Tool("pg_restore", [tool.path, "--file=/dev/null"], dict(os.environ),
-                      stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+        reader = Tool(
+            "pg_restore",
+            [tool.path, "--file=/dev/null"],
+            dict(os.environ),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+        )
         try:
             stream.feed(reader, iter(counted))
             reader.finish()
@@ -138,11 +171,20 @@ def _engine_read(backup: Backup, chunks: Iterator[bytes], check: Any) -> int | N
             tail = (tail + chunk)[-4096:]
         # MariaDB 10.11+ puts a sandbox-mode comment before the header line.
         dumped = b"-- MariaDB dump" in head or b"-- MySQL dump" in head
-        check("dump header", dumped, "present" if dumped else
-              "missing: this is not a mysqldump/mariadb-dump file")
-        check("completion footer", MYSQL_FOOTER in tail,
-              "present" if MYSQL_FOOTER in tail else
-              "missing: the dump stopped before its end")
+        check(
+            "dump header",
+            dumped,
+            "present"
+            if dumped
+            else "missing: this is not a mysqldump/mariadb-dump file",
+        )
+        check(
+            "completion footer",
+            MYSQL_FOOTER in tail,
+            "present"
+            if MYSQL_FOOTER in tail
+            else "missing: the dump stopped before its end",
+        )
     else:
         _sqlite_read(backup, counted, check)
     return counted.total
@@ -183,8 +225,9 @@ def _major(backup: Backup) -> int:
     return int(found.group(1)) if found else 0
 
 
-def scratch_restore(backup: Backup, server: Target, *,
-                    stop: Stop | None = None) -> dict[str, int]:
+def scratch_restore(
+    backup: Backup, server: Target, *, stop: Stop | None = None
+) -> dict[str, int]:
     """Restore into a new scratch database, count its rows, drop it whatever happens."""
     name = f"dbr_scratch_{new_id()}"
     if backup.dialect == "sqlite":
@@ -201,10 +244,15 @@ def scratch_restore(backup: Backup, server: Target, *,
     admin = server.engine().execution_options(isolation_level="AUTOCOMMIT")
     quoted = inspect.quote(backup.dialect, name)
     with admin.connect() as conn:
-        conn.execute(sa.text(f"create database {quoted}" + (
-            " character set utf8mb4" if backup.dialect == "mysql" else "")))
+        conn.execute(
+            sa.text(
+                f"create database {quoted}"
+                + (" character set utf8mb4" if backup.dialect == "mysql" else "")
+            )
+        )
     scratch = Target.from_url(
-        server.url.set(database=name).render_as_string(hide_password=False), name)
+        server.url.set(database=name).render_as_string(hide_password=False), name
+    )
     try:
         counts = loaders.load(scratch, backup, stop=stop)
         if counts is not None:
@@ -214,8 +262,12 @@ def scratch_restore(backup: Backup, server: Target, *,
     finally:
         scratch.dispose()
         with admin.connect() as conn:
-            conn.execute(sa.text(f"drop database if exists {quoted}" + (
-                " with (force)" if backup.dialect == "postgresql" else "")))
+            conn.execute(
+                sa.text(
+                    f"drop database if exists {quoted}"
+                    + (" with (force)" if backup.dialect == "postgresql" else "")
+                )
+            )
         log.info("scratch database %s dropped", name)
 
 
@@ -225,15 +277,21 @@ def checksum_only(backup: Backup, stop: Stop | None = None) -> Verification:
     result = Verification(backup.id, True, False)
     if not backup.path.is_file():
         result.ok = False
-        result.checks.append({"check": "file", "ok": False,
-                              "detail": f"{backup.path} is missing"})
+        result.checks.append(
+            {"check": "file", "ok": False, "detail": f"{backup.path} is missing"}
+        )
     else:
         actual = stream.sha256_of(backup.path, stop)
         result.ok = actual == backup.sha256
-        result.checks.append({
-            "check": "sha256", "ok": result.ok,
-            "detail": f"matches the manifest; full verification "
-            f"{backup.verified_at:%Y-%m-%d %H:%M} UTC" if result.ok else
-            f"{actual} differs from the manifest's {backup.sha256}"})
+        result.checks.append(
+            {
+                "check": "sha256",
+                "ok": result.ok,
+                "detail": f"matches the manifest; full verification "
+                f"{backup.verified_at:%Y-%m-%d %H:%M} UTC"
+                if result.ok
+                else f"{actual} differs from the manifest's {backup.sha256}",
+            }
+        )
     result.duration = time.monotonic() - clock
     return result

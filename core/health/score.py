@@ -79,7 +79,6 @@ def compute(results: list[CheckResult], threshold: float) -> Score:
     if not lowered:
         explanation.append(f"all {len(results)} checks pass")
     explanation += [
-        f"left out of the score: {r.name}: {r.error or 'not measured'}"
-        for r in skipped
+        f"left out of the score: {r.name}: {r.error or 'not measured'}" for r in skipped
     ]
     return Score(score, threshold, healthy, True, explanation, lowered)

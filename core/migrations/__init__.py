@@ -66,7 +66,19 @@ from core.migrations.project import Project, load_project
 from core.migrations.roundtrip import RoundTrip, roundtrip
 
 __all__ = [
-    "AmbiguousTarget", "Current", "History", "Problem", "Project", "Revision",
-    "RoundTrip", "Route", "current", "history", "load_project", "plan",
-    "roundtrip", "route", "trial_plan",
+    "AmbiguousTarget",
+    "Current",
+    "History",
+    "Problem",
+    "Project",
+    "Revision",
+    "RoundTrip",
+    "Route",
+    "current",
+    "history",
+    "load_project",
+    "plan",
+    "roundtrip",
+    "route",
+    "trial_plan",
 ]

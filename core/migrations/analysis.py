@@ -10,23 +10,40 @@ from typing import Any
 # Operations that can lose data; drops of indexes and constraints lose none.
 DESTRUCTIVE = {"drop_table", "drop_column", "alter_type", "raw_sql", "delete_rows"}
 SQL_PATTERNS = (
-    (re.compile(r"^\s*drop\s+table\s+(?:if\s+exists\s+)?([\w.\"`]+)", re.IGNORECASE),
-     "drop_table"),
-    (re.compile(r"^\s*alter\s+table\s+([\w.\"`]+)\s+drop\s+(?:column\s+)?"
-                r"(?:if\s+exists\s+)?([\w\"`]+)", re.IGNORECASE), "drop_column"),
-    (re.compile(r"^\s*(?:delete\s+from|truncate(?:\s+table)?)\s+([\w.\"`]+)", re.IGNORECASE),
-     "delete_rows"),
-    (re.compile(r"^\s*drop\s+index\s+(?:if\s+exists\s+)?([\w.\"`]+)", re.IGNORECASE),
-     "drop_index"),
-    (re.compile(r"^\s*drop\s+type\s+(?:if\s+exists\s+)?([\w.\"`]+)", re.IGNORECASE),
-     "drop_type"),
+    (
+        re.compile(r"^\s*drop\s+table\s+(?:if\s+exists\s+)?([\w.\"`]+)", re.IGNORECASE),
+        "drop_table",
+    ),
+    (
+        re.compile(
+            r"^\s*alter\s+table\s+([\w.\"`]+)\s+drop\s+(?:column\s+)?"
+            r"(?:if\s+exists\s+)?([\w\"`]+)",
+            re.IGNORECASE,
+        ),
+        "drop_column",
+    ),
+    (
+        re.compile(
+            r"^\s*(?:delete\s+from|truncate(?:\s+table)?)\s+([\w.\"`]+)", re.IGNORECASE
+        ),
+        "delete_rows",
+    ),
+    (
+        re.compile(r"^\s*drop\s+index\s+(?:if\s+exists\s+)?([\w.\"`]+)", re.IGNORECASE),
+        "drop_index",
+    ),
+    (
+        re.compile(r"^\s*drop\s+type\s+(?:if\s+exists\s+)?([\w.\"`]+)", re.IGNORECASE),
+        "drop_type",
+    ),
 )
 
 # Statements that add or read and lose nothing; any other SQL is "raw_sql".
 SAFE_SQL = re.compile(
     r"^\s*(create|comment|grant|insert|set|select|analyze|vacuum|refresh|"
     r"alter\s+table\s+[\w.\"`]+\s+(add|rename|alter\s+column\s+[\w\"`]+\s+set\s+default))\b",
-    re.IGNORECASE)
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True)
@@ -48,9 +65,16 @@ class Operation:
         return self.kind in DESTRUCTIVE
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "table": self.table, "column": self.column,
-                "name": self.name, "sql": self.sql, "line": self.line,
-                "batch": self.batch, "destructive": self.destructive}
+        return {
+            "kind": self.kind,
+            "table": self.table,
+            "column": self.column,
+            "name": self.name,
+            "sql": self.sql,
+            "line": self.line,
+            "batch": self.batch,
+            "destructive": self.destructive,
+        }
 
 
 @dataclass
@@ -79,15 +103,26 @@ class Downgrade:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Downgrade:
         names = set(Operation.__dataclass_fields__)
-        return cls(found=data["found"], empty=data["empty"], raises=data["raises"],
-                   problem=data["problem"],
-                   operations=[Operation(**{k: v for k, v in op.items() if k in names})
-                               for op in data["operations"]])
+        return cls(
+            found=data["found"],
+            empty=data["empty"],
+            raises=data["raises"],
+            problem=data["problem"],
+            operations=[
+                Operation(**{k: v for k, v in op.items() if k in names})
+                for op in data["operations"]
+            ],
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"found": self.found, "empty": self.empty, "raises": self.raises,
-                "destructive": self.destructive, "problem": self.problem,
-                "operations": [o.to_dict() for o in self.operations]}
+        return {
+            "found": self.found,
+            "empty": self.empty,
+            "raises": self.raises,
+            "destructive": self.destructive,
+            "problem": self.problem,
+            "operations": [o.to_dict() for o in self.operations],
+        }
 
 
 def analyse_source(source: str, function: str = "downgrade") -> Downgrade:
@@ -105,8 +140,10 @@ def analyse_source(source: str, function: str = "downgrade") -> Downgrade:
         except SyntaxError as exc:
             return Downgrade(found=False, problem=f"syntax error: {exc.msg}")
         first_line = 1
-    found = next((n for n in tree.body if isinstance(n, ast.FunctionDef)
-                  and n.name == function), None)
+    found = next(
+        (n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == function),
+        None,
+    )
     if found is None:
         return Downgrade(found=False, problem=f"no {function}() function")
     return _analyse(found, first_line - 1)
@@ -140,12 +177,18 @@ def _function_source(source: str, name: str) -> tuple[str, int] | None:
 
 def _analyse(function: ast.FunctionDef, offset: int) -> Downgrade:
     body = list(function.body)
-    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value,
-                                                             ast.Constant):
+    if (
+        body
+        and isinstance(body[0], ast.Expr)
+        and isinstance(body[0].value, ast.Constant)
+    ):
         body = body[1:]  # docstring
     result = Downgrade()
-    result.empty = all(isinstance(n, ast.Pass) or (
-        isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant)) for n in body)
+    result.empty = all(
+        isinstance(n, ast.Pass)
+        or (isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant))
+        for n in body
+    )
     visitor = _Visitor(offset)
     for statement in body:
         visitor.visit(statement)
@@ -168,8 +211,11 @@ class _Visitor(ast.NodeVisitor):
     def visit_With(self, node: ast.With) -> None:
         for item in node.items:
             call = item.context_expr
-            if (isinstance(call, ast.Call) and _method(call) == "batch_alter_table"
-                    and isinstance(item.optional_vars, ast.Name)):
+            if (
+                isinstance(call, ast.Call)
+                and _method(call) == "batch_alter_table"
+                and isinstance(item.optional_vars, ast.Name)
+            ):
                 self.batches[item.optional_vars.id] = _arg(call, 0, "table_name")
         self.generic_visit(node)
 
@@ -192,36 +238,73 @@ class _Visitor(ast.NodeVisitor):
         if method == "drop_table":
             self._add("drop_table", line, table=_arg(node, 0, "table_name"))
         elif method == "drop_column":
-            self._add("drop_column", line, table=_arg(node, 0, "table_name"),
-                      column=_arg(node, 1, "column_name"))
+            self._add(
+                "drop_column",
+                line,
+                table=_arg(node, 0, "table_name"),
+                column=_arg(node, 1, "column_name"),
+            )
         elif method == "drop_constraint":
-            self._add("drop_constraint", line, name=_arg(node, 0, "constraint_name"),
-                      table=_arg(node, 1, "table_name"))
+            self._add(
+                "drop_constraint",
+                line,
+                name=_arg(node, 0, "constraint_name"),
+                table=_arg(node, 1, "table_name"),
+            )
         elif method == "drop_index":
-            self._add("drop_index", line, name=_arg(node, 0, "index_name"),
-                      table=_kwarg(node, "table_name") or _arg(node, 1, "table_name"))
+            self._add(
+                "drop_index",
+                line,
+                name=_arg(node, 0, "index_name"),
+                table=_kwarg(node, "table_name") or _arg(node, 1, "table_name"),
+            )
         elif method == "alter_column" and _has_kwarg(node, "type_"):
-            self._add("alter_type", line, table=_arg(node, 0, "table_name"),
-                      column=_arg(node, 1, "column_name"))
+            self._add(
+                "alter_type",
+                line,
+                table=_arg(node, 0, "table_name"),
+                column=_arg(node, 1, "column_name"),
+            )
         elif method == "execute":
             self._execute(node, line)
         elif method == "get_bind" or method == "get_context":
             self._add("uses_connection", line)
 
-    def _batch_call(self, node: ast.Call, method: str, table: str | None,
-                    line: int) -> None:
+    def _batch_call(
+        self, node: ast.Call, method: str, table: str | None, line: int
+    ) -> None:
         if method == "drop_column":
-            self._add("drop_column", line, table=table,
-                      column=_arg(node, 0, "column_name"), batch=True)
+            self._add(
+                "drop_column",
+                line,
+                table=table,
+                column=_arg(node, 0, "column_name"),
+                batch=True,
+            )
         elif method == "drop_constraint":
-            self._add("drop_constraint", line, table=table,
-                      name=_arg(node, 0, "constraint_name"), batch=True)
+            self._add(
+                "drop_constraint",
+                line,
+                table=table,
+                name=_arg(node, 0, "constraint_name"),
+                batch=True,
+            )
         elif method == "drop_index":
-            self._add("drop_index", line, table=table,
-                      name=_arg(node, 0, "index_name"), batch=True)
+            self._add(
+                "drop_index",
+                line,
+                table=table,
+                name=_arg(node, 0, "index_name"),
+                batch=True,
+            )
         elif method == "alter_column" and _has_kwarg(node, "type_"):
-            self._add("alter_type", line, table=table,
-                      column=_arg(node, 0, "column_name"), batch=True)
+            self._add(
+                "alter_type",
+                line,
+                table=table,
+                column=_arg(node, 0, "column_name"),
+                batch=True,
+            )
         elif method == "execute":
             self._execute(node, line, batch=True)
 
@@ -232,13 +315,26 @@ class _Visitor(ast.NodeVisitor):
             return
         for statement in (s for s in sql.split(";") if s.strip()):
             kind, table, column = classify_sql(statement)
-            self._add(kind, line, table=table, column=column, sql=statement.strip(),
-                      batch=batch)
+            self._add(
+                kind,
+                line,
+                table=table,
+                column=column,
+                sql=statement.strip(),
+                batch=batch,
+            )
 
-    def _add(self, kind: str, line: int, table: str | None = None,
-             column: str | None = None, **extra: Any) -> None:
-        self.operations.append(Operation(kind=kind, table=table, column=column,
-                                         line=line, **extra))
+    def _add(
+        self,
+        kind: str,
+        line: int,
+        table: str | None = None,
+        column: str | None = None,
+        **extra: Any,
+    ) -> None:
+        self.operations.append(
+            Operation(kind=kind, table=table, column=column, line=line, **extra)
+        )
 
 
 def classify_sql(statement: str) -> tuple[str, str | None, str | None]:
@@ -286,8 +382,11 @@ def _has_kwarg(node: ast.Call, keyword: str) -> bool:
 
 
 def _literal(node: ast.expr) -> str | None:
-    return node.value if isinstance(node, ast.Constant) and isinstance(
-        node.value, str) else None
+    return (
+        node.value
+        if isinstance(node, ast.Constant) and isinstance(node.value, str)
+        else None
+    )
 
 
 def _sql_text(node: ast.expr) -> str | None:

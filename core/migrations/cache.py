@@ -23,8 +23,10 @@ FORMAT = 3  # bump when Downgrade or the analysis changes
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("DBR_CACHE_DIR")
-                or platformdirs.user_cache_dir("dbr")) / "analyses"
+    return (
+        Path(os.environ.get("DBR_CACHE_DIR") or platformdirs.user_cache_dir("dbr"))
+        / "analyses"
+    )
 
 
 class AnalysisCache:

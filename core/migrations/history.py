@@ -34,12 +34,21 @@ class Revision:
     downgrade: Downgrade
 
     def to_dict(self) -> dict[str, Any]:
-        return {"revision": self.revision, "down_revisions": self.down_revisions,
-                "branch_labels": self.branch_labels, "depends_on": self.depends_on,
-                "message": self.message, "date": self.date, "path": self.path,
-                "is_head": self.is_head, "is_base": self.is_base,
-                "is_merge": self.is_merge, "is_branch_point": self.is_branch_point,
-                "applied": self.applied, "downgrade": self.downgrade.to_dict()}
+        return {
+            "revision": self.revision,
+            "down_revisions": self.down_revisions,
+            "branch_labels": self.branch_labels,
+            "depends_on": self.depends_on,
+            "message": self.message,
+            "date": self.date,
+            "path": self.path,
+            "is_head": self.is_head,
+            "is_base": self.is_base,
+            "is_merge": self.is_merge,
+            "is_branch_point": self.is_branch_point,
+            "applied": self.applied,
+            "downgrade": self.downgrade.to_dict(),
+        }
 
 
 @dataclass(frozen=True)
@@ -52,8 +61,12 @@ class Problem:
     revisions: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "message": self.message, "hint": self.hint,
-                "revisions": list(self.revisions)}
+        return {
+            "kind": self.kind,
+            "message": self.message,
+            "hint": self.hint,
+            "revisions": list(self.revisions),
+        }
 
 
 @dataclass
@@ -71,10 +84,14 @@ class Current:
         return not self.problems and set(self.heads) == set(self.script_heads)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"target": self.target, "heads": self.heads,
-                "script_heads": self.script_heads, "at_head": self.at_head,
-                "version_table": self.version_table,
-                "problems": [p.to_dict() for p in self.problems]}
+        return {
+            "target": self.target,
+            "heads": self.heads,
+            "script_heads": self.script_heads,
+            "at_head": self.at_head,
+            "version_table": self.version_table,
+            "problems": [p.to_dict() for p in self.problems],
+        }
 
 
 @dataclass
@@ -84,8 +101,11 @@ class History:
     revisions: list[Revision]  # newest first, as `alembic history` lists them
 
     def to_dict(self) -> dict[str, Any]:
-        return {"target": self.target, "current": self.current.to_dict(),
-                "revisions": [r.to_dict() for r in self.revisions]}
+        return {
+            "target": self.target,
+            "current": self.current.to_dict(),
+            "revisions": [r.to_dict() for r in self.revisions],
+        }
 
 
 def current(target: Target, project: Project | None = None) -> Current:
@@ -100,8 +120,11 @@ def history(target: Target, project: Project | None = None) -> History:
     now = current(target, project)
     script = project.script
     applied = applied_revisions(script, now.heads)
-    scripts = {rev.revision: rev for rev in script.revision_map._revision_map.values()
-               if rev is not None}
+    scripts = {
+        rev.revision: rev
+        for rev in script.revision_map._revision_map.values()
+        if rev is not None
+    }
     cache = AnalysisCache(script.versions)
     children = _children(scripts)
     revisions = [
@@ -118,8 +141,10 @@ def newest_first(scripts: dict[str, Script]) -> list[Script]:
     Alembic's own walk sorts the graph in quadratic time on long histories; this
     is linear, and keeps each branch's revisions together.
     """
-    below = {rev: [p for p in s._all_down_revisions if p in scripts]
-             for rev, s in scripts.items()}
+    below = {
+        rev: [p for p in s._all_down_revisions if p in scripts]
+        for rev, s in scripts.items()
+    }
     waiting = dict.fromkeys(scripts, 0)
     for parents in below.values():
         for parent in parents:
@@ -146,8 +171,9 @@ def _children(scripts: dict[str, Script]) -> dict[str, int]:
     return counts
 
 
-def applied_revisions(script: ScriptDirectory, heads: list[str] | tuple[str, ...]
-                      ) -> set[str]:
+def applied_revisions(
+    script: ScriptDirectory, heads: list[str] | tuple[str, ...]
+) -> set[str]:
     """Every revision at or below the heads, dependencies included."""
     revision_map = script.revision_map
     seen: set[str] = set()
@@ -166,40 +192,64 @@ def applied_revisions(script: ScriptDirectory, heads: list[str] | tuple[str, ...
 def check_heads(target: str, script: ScriptDirectory, state: VersionState) -> Current:
     heads = list(state.heads)
     script_heads = list(script.get_heads())
-    result = Current(target=target, heads=heads, script_heads=script_heads,
-                     version_table=(f"{state.schema}.{state.table}" if state.schema
-                                    else state.table))
+    result = Current(
+        target=target,
+        heads=heads,
+        script_heads=script_heads,
+        version_table=(
+            f"{state.schema}.{state.table}" if state.schema else state.table
+        ),
+    )
     if not state.exists:
-        result.problems.append(Problem(
-            "missing_version_table",
-            f"the database has no version table ({result.version_table})",
-            "the database was never migrated with Alembic, or the table was dropped;"
-            " if its schema matches a revision, `alembic stamp REV` records it"))
+        result.problems.append(
+            Problem(
+                "missing_version_table",
+                f"the database has no version table ({result.version_table})",
+                "the database was never migrated with Alembic, or the table was dropped;"
+                " if its schema matches a revision, `alembic stamp REV` records it",
+            )
+        )
         return result
     if len(set(heads)) != len(heads):
         doubled = tuple(sorted({h for h in heads if heads.count(h) > 1}))
-        result.problems.append(Problem(
-            "duplicate", f"the version table holds {', '.join(doubled)} more than "
-            "once", "delete the extra rows from the version table", doubled))
+        result.problems.append(
+            Problem(
+                "duplicate",
+                f"the version table holds {', '.join(doubled)} more than once",
+                "delete the extra rows from the version table",
+                doubled,
+            )
+        )
     unknown = tuple(h for h in heads if not _known(script, h))
     if unknown:
-        result.problems.append(Problem(
-            "unknown_revision",
-            f"the database is at {', '.join(unknown)}, which the scripts do not "
-            "know: the code is older than the database",
-            "deploy the code that holds this revision (or point `alembic` in "
-            "dbr.toml at it) before planning a downgrade", unknown))
+        result.problems.append(
+            Problem(
+                "unknown_revision",
+                f"the database is at {', '.join(unknown)}, which the scripts do not "
+                "know: the code is older than the database",
+                "deploy the code that holds this revision (or point `alembic` in "
+                "dbr.toml at it) before planning a downgrade",
+                unknown,
+            )
+        )
     known = [h for h in set(heads) if h not in unknown]
     # Only the down_revision chain counts: a row may depend_on another row.
-    below = {h for h in known
-             if any(h != other and h in _lineage(script, other) for other in known)}
+    below = {
+        h
+        for h in known
+        if any(h != other and h in _lineage(script, other) for other in known)
+    }
     if below:
-        result.problems.append(Problem(
-            "not_heads",
-            f"the version table is not a valid set of heads: {', '.join(sorted(below))}"
-            " is an ancestor of another row",
-            "remove the ancestor rows from the version table (`alembic stamp` the "
-            "real heads)", tuple(sorted(below))))
+        result.problems.append(
+            Problem(
+                "not_heads",
+                f"the version table is not a valid set of heads: {', '.join(sorted(below))}"
+                " is an ancestor of another row",
+                "remove the ancestor rows from the version table (`alembic stamp` the "
+                "real heads)",
+                tuple(sorted(below)),
+            )
+        )
     return result
 
 
@@ -225,8 +275,9 @@ def _known(script: ScriptDirectory, revision: str) -> bool:
         return False
 
 
-def _revision(rev: Script, applied: set[str], children: int,
-              cache: AnalysisCache) -> Revision:
+def _revision(
+    rev: Script, applied: set[str], children: int, cache: AnalysisCache
+) -> Revision:
     downs = list(rev._versioned_down_revisions)
     return Revision(
         revision=rev.revision,

@@ -37,7 +37,8 @@ class AmbiguousTarget(ConfigError):
             f"{spec!r} is ambiguous: the database has {len(heads)} heads "
             f"({', '.join(heads)})",
             cause="choose one of: " + ", ".join(choices),
-            hint=f"run again with --to {choices[0]} (or another choice)")
+            hint=f"run again with --to {choices[0]} (or another choice)",
+        )
         self.choices = choices
 
 
@@ -66,14 +67,18 @@ def route(project: Project, spec: str, direction: str = "downgrade") -> Route:
         raise ConfigError(f"unknown direction {direction!r}")
     spec = spec.strip()
     if not spec:
-        raise ConfigError("no target revision given",
-                          hint="--to REV, base, -N, BRANCH@-N or BRANCH@REV")
+        raise ConfigError(
+            "no target revision given",
+            hint="--to REV, base, -N, BRANCH@-N or BRANCH@REV",
+        )
     now = check_heads(project.target.name, project.script, project.version_state())
     blocking = [p for p in now.problems if p.kind != "missing_version_table"]
     if blocking:
-        raise DbrError(f"cannot plan a migration of {project.target.name!r}",
-                       cause="; ".join(p.message for p in blocking),
-                       hint=blocking[0].hint)
+        raise DbrError(
+            f"cannot plan a migration of {project.target.name!r}",
+            cause="; ".join(p.message for p in blocking),
+            hint=blocking[0].hint,
+        )
     heads = tuple(now.heads)
     if RELATIVE.match(spec) and len(heads) > 1:
         raise AmbiguousTarget(spec, _choices(project, heads, spec), sorted(heads))
@@ -86,16 +91,27 @@ def route(project: Project, spec: str, direction: str = "downgrade") -> Route:
     except CommandError as exc:
         hint = "see `dbr migrations history` for the revisions"
         if "mbiguous walk" in str(exc):
-            hint = ("a relative step cannot pass a merge revision: give the revision "
-                    "to end at, or BRANCH@-N (see `dbr migrations history`)")
-        raise ConfigError(f"cannot {direction} {project.target.name!r} to {spec!r}",
-                          cause=redact(str(exc)), hint=hint) from None
-    return Route(direction=direction, spec=spec, current=now, steps=steps,
-                 heads=predict_heads(heads, steps))
+            hint = (
+                "a relative step cannot pass a merge revision: give the revision "
+                "to end at, or BRANCH@-N (see `dbr migrations history`)"
+            )
+        raise ConfigError(
+            f"cannot {direction} {project.target.name!r} to {spec!r}",
+            cause=redact(str(exc)),
+            hint=hint,
+        ) from None
+    return Route(
+        direction=direction,
+        spec=spec,
+        current=now,
+        steps=steps,
+        heads=predict_heads(heads, steps),
+    )
 
 
-def predict_heads(heads: tuple[str, ...], steps: list[RevisionStep]
-                  ) -> list[tuple[str, ...]]:
+def predict_heads(
+    heads: tuple[str, ...], steps: list[RevisionStep]
+) -> list[tuple[str, ...]]:
     """The version table's rows before each step and after the last one."""
     tracker = _Heads(heads)
     result = [tuple(sorted(tracker.heads))]
@@ -126,18 +142,23 @@ def _choices(project: Project, heads: tuple[str, ...], spec: str) -> list[str]:
     """`branch@-N` for each head: its own branch label when unique, else its id."""
     labels: dict[str, list[str]] = {}
     for head in heads:
-        labels[head] = sorted(project.script.revision_map.get_revision(head)
-                              .branch_labels)
+        labels[head] = sorted(
+            project.script.revision_map.get_revision(head).branch_labels
+        )
     choices = []
     for head in sorted(heads):
-        own = [label for label in labels[head]
-               if sum(label in labels[h] for h in heads) == 1]
+        own = [
+            label
+            for label in labels[head]
+            if sum(label in labels[h] for h in heads) == 1
+        ]
         choices.append(f"{own[0] if own else head}@{spec}")
     return choices
 
 
-def render_sql(project: Project, steps: list[RevisionStep],
-               heads: list[tuple[str, ...]]) -> list[tuple[str | None, str | None]]:
+def render_sql(
+    project: Project, steps: list[RevisionStep], heads: list[tuple[str, ...]]
+) -> list[tuple[str | None, str | None]]:
     """(sql, not_previewable reason) for each step, rendered offline by env.py.
 
     One env.py run renders the whole route; a step that cannot render (it needs a
@@ -151,13 +172,17 @@ def render_sql(project: Project, steps: list[RevisionStep],
         error: BaseException | None = None
         remaining = steps[start:]
 
-        def fn(_heads: tuple[str, ...], _context: MigrationContext,
-               remaining: list[RevisionStep] = remaining) -> list[RevisionStep]:
+        def fn(
+            _heads: tuple[str, ...],
+            _context: MigrationContext,
+            remaining: list[RevisionStep] = remaining,
+        ) -> list[RevisionStep]:
             return remaining
 
         try:
-            project.run_env(fn, as_sql=True, starting_rev=heads[start] or None,
-                            output=buffer)
+            project.run_env(
+                fn, as_sql=True, starting_rev=heads[start] or None, output=buffer
+            )
         except Exception as exc:  # any failure of env.py or a script: not renderable
             error = exc
         chunks = _split(buffer.getvalue())
@@ -167,7 +192,7 @@ def render_sql(project: Project, steps: list[RevisionStep],
             if len(out) < len(steps):
                 out.append((None, _reason(error)))
             if not chunks:
-                out.extend((None, _reason(error)) for _ in steps[len(out):])
+                out.extend((None, _reason(error)) for _ in steps[len(out) :])
     return out
 
 
@@ -185,54 +210,96 @@ def _split(text: str) -> list[str]:
 
 def _reason(error: BaseException) -> str:
     text = str(error).strip().splitlines()[0] if str(error).strip() else ""
-    return redact(f"cannot render offline: {type(error).__name__}"
-                  + (f": {text}" if text else ""))
+    return redact(
+        f"cannot render offline: {type(error).__name__}" + (f": {text}" if text else "")
+    )
 
 
-def plan(target: Target, spec: str, *, direction: str = "downgrade",
-         journal: Journal | None = None, project: Project | None = None,
-         preview_sql: bool = True) -> Plan:
+def plan(
+    target: Target,
+    spec: str,
+    *,
+    direction: str = "downgrade",
+    journal: Journal | None = None,
+    project: Project | None = None,
+    preview_sql: bool = True,
+) -> Plan:
     """The plan to migrate target to SPEC; nothing is run."""
     project = project or load_project(target)
     path = route(project, spec, direction)
-    sql = render_sql(project, path.steps, path.heads) if preview_sql else [
-        (None, "not rendered")] * len(path.steps)
+    sql = (
+        render_sql(project, path.steps, path.heads)
+        if preview_sql
+        else [(None, "not rendered")] * len(path.steps)
+    )
     transactional = target.dialect != NON_TRANSACTIONAL
     steps, risks = [], []
     memory = execution.Memory()
     with project.connect() as conn:
         measure = Measurer(conn, target)
         for index, alembic_step in enumerate(path.steps):
-            step = _step(project, path, index, alembic_step, sql[index],
-                         transactional, journal, memory)
+            step = _step(
+                project,
+                path,
+                index,
+                alembic_step,
+                sql[index],
+                transactional,
+                journal,
+                memory,
+            )
             script = alembic_step.revision
             analysis = read_analysis(script.path, direction)
             if analysis.autocommits:
                 step.transactional = False
                 step.run = execution.step_runner(
-                    project, alembic_step, path.heads[index], path.heads[index + 1],
-                    memory, own_transaction=False)
-            found = step_risks(step.name, script.revision, analysis,
-                               is_merge=len(script._versioned_down_revisions) > 1,
-                               measure=measure,
-                               critical_tables=target.config.critical_tables,
-                               direction=direction)
-            step.destructive = any(r.severity == "critical" or r.kind in (
-                "drop_table", "drop_column", "delete_rows", "raw_sql")
-                for r in found)
+                    project,
+                    alembic_step,
+                    path.heads[index],
+                    path.heads[index + 1],
+                    memory,
+                    own_transaction=False,
+                )
+            found = step_risks(
+                step.name,
+                script.revision,
+                analysis,
+                is_merge=len(script._versioned_down_revisions) > 1,
+                measure=measure,
+                critical_tables=target.config.critical_tables,
+                direction=direction,
+            )
+            step.destructive = any(
+                r.severity == "critical"
+                or r.kind in ("drop_table", "drop_column", "delete_rows", "raw_sql")
+                for r in found
+            )
             risks.extend(found)
             steps.append(step)
         conn.rollback()
     if steps and not transactional:
-        risks.append(Risk("non_transactional", f"{target.dialect} commits DDL at once:"
-                          " a failing step can stay half-applied (dbr reports what "
-                          "it committed)"))
+        risks.append(
+            Risk(
+                "non_transactional",
+                f"{target.dialect} commits DDL at once:"
+                " a failing step can stay half-applied (dbr reports what "
+                "it committed)",
+            )
+        )
     result = Plan(
-        kind=f"migration.{direction}", target=target.name,
-        title=f"{direction} {target.name} to {spec}", steps=steps, risks=risks,
-        summary={"from": path.start, "to": path.end, "spec": spec,
-                 "direction": direction, "revisions": len(steps),
-                 "moves": f"{_heads(path.start)} -> {_heads(path.end)}"},
+        kind=f"migration.{direction}",
+        target=target.name,
+        title=f"{direction} {target.name} to {spec}",
+        steps=steps,
+        risks=risks,
+        summary={
+            "from": path.start,
+            "to": path.end,
+            "spec": spec,
+            "direction": direction,
+            "revisions": len(steps),
+            "moves": f"{_heads(path.start)} -> {_heads(path.end)}",
+        },
         postconditions=[_heads_postcondition(project, path.end)],
         explain_failure=execution.explain(project, memory),
         snapshot=True,
@@ -242,30 +309,44 @@ def plan(target: Target, spec: str, *, direction: str = "downgrade",
     return result
 
 
-def _step(project: Project, path: Route, index: int, alembic_step: RevisionStep,
-          sql: tuple[str | None, str | None], transactional: bool,
-          journal: Journal | None, memory: execution.Memory) -> Step:
+def _step(
+    project: Project,
+    path: Route,
+    index: int,
+    alembic_step: RevisionStep,
+    sql: tuple[str | None, str | None],
+    transactional: bool,
+    journal: Journal | None,
+    memory: execution.Memory,
+) -> Step:
     script = alembic_step.revision
     name = f"{path.direction} {script.revision}"
     before, after = path.heads[index], path.heads[index + 1]
     return Step(
         name=name,
-        description=(f"{', '.join(alembic_step.from_revisions_no_deps) or 'base'} -> "
-                     f"{', '.join(alembic_step.to_revisions_no_deps) or 'base'}: "
-                     f"{(script.doc or '').strip()}"),
+        description=(
+            f"{', '.join(alembic_step.from_revisions_no_deps) or 'base'} -> "
+            f"{', '.join(alembic_step.to_revisions_no_deps) or 'base'}: "
+            f"{(script.doc or '').strip()}"
+        ),
         run=execution.step_runner(project, alembic_step, before, after, memory),
-        sql=sql[0], not_previewable=sql[1], transactional=transactional,
+        sql=sql[0],
+        not_previewable=sql[1],
+        transactional=transactional,
         estimate=journal.estimate(project.target.name, name) if journal else None,
-        detail={"revision": script.revision,
-                "from_revisions": list(alembic_step.from_revisions_no_deps),
-                "to_revisions": list(alembic_step.to_revisions_no_deps),
-                "message": (script.doc or "").strip(),
-                "heads_after": list(after)},
+        detail={
+            "revision": script.revision,
+            "from_revisions": list(alembic_step.from_revisions_no_deps),
+            "to_revisions": list(alembic_step.to_revisions_no_deps),
+            "message": (script.doc or "").strip(),
+            "heads_after": list(after),
+        },
     )
 
 
-def _sum_estimates(journal: Journal | None, target: str, names: list[str]
-                   ) -> float | None:
+def _sum_estimates(
+    journal: Journal | None, target: str, names: list[str]
+) -> float | None:
     """The sum of past durations of these steps, when every one has run before."""
     if journal is None:
         return None
@@ -282,8 +363,9 @@ def _heads_postcondition(project: Project, end: list[str]) -> Postcondition:
         heads = sorted(project.version_state().heads)
         return heads == end, f"version table holds {', '.join(heads) or 'nothing'}"
 
-    return Postcondition(f"the version table holds {', '.join(end) or 'no revision'}",
-                         check)
+    return Postcondition(
+        f"the version table holds {', '.join(end) or 'no revision'}", check
+    )
 
 
 def _safety_backup(target: Target, title: str) -> Step:
@@ -293,51 +375,74 @@ def _safety_backup(target: Target, title: str) -> Step:
     return safety_backup_step(target, f"before {title}")
 
 
-def trial_plan(target: Target, spec: str, *, journal: Journal | None = None,
-               project: Project | None = None) -> Plan:
+def trial_plan(
+    target: Target,
+    spec: str,
+    *,
+    journal: Journal | None = None,
+    project: Project | None = None,
+) -> Plan:
     """Run the whole downgrade in one transaction and roll it back."""
     if target.dialect == NON_TRANSACTIONAL:
-        raise Refused(f"cannot trial a downgrade of {target.name!r}",
-                      cause="MySQL and MariaDB commit each DDL statement at once, "
-                      "so a rolled-back trial would still change the schema",
-                      hint="run the downgrade against a copy of the database "
-                      "(restore a backup into a scratch database) instead")
+        raise Refused(
+            f"cannot trial a downgrade of {target.name!r}",
+            cause="MySQL and MariaDB commit each DDL statement at once, "
+            "so a rolled-back trial would still change the schema",
+            hint="run the downgrade against a copy of the database "
+            "(restore a backup into a scratch database) instead",
+        )
     project = project or load_project(target)
     path = route(project, spec, "downgrade")
-    itself = [s.revision.revision for s in path.steps
-              if read_analysis(s.revision.path).autocommits]
+    itself = [
+        s.revision.revision
+        for s in path.steps
+        if read_analysis(s.revision.path).autocommits
+    ]
     if itself:
-        raise Refused(f"cannot trial a downgrade of {target.name!r}",
-                      cause=f"{', '.join(itself)} commit(s) part of the work itself "
-                      "(autocommit_block), which no transaction can roll back",
-                      hint="plan the downgrade without --trial, or trial it in a "
-                      "copy of the database")
+        raise Refused(
+            f"cannot trial a downgrade of {target.name!r}",
+            cause=f"{', '.join(itself)} commit(s) part of the work itself "
+            "(autocommit_block), which no transaction can roll back",
+            hint="plan the downgrade without --trial, or trial it in a "
+            "copy of the database",
+        )
     name = "trial downgrade"
     rendered = render_sql(project, path.steps, path.heads)
     sql = "\n".join(
         f"-- {s.short_log}\n{text or f'-- not previewable: {reason}'}"
-        for s, (text, reason) in zip(path.steps, rendered, strict=True))
+        for s, (text, reason) in zip(path.steps, rendered, strict=True)
+    )
     step = Step(
         name=name,
         description=f"{len(path.steps)} revision(s) to {_heads(path.end)}, in one "
-                    "transaction, then rolled back: "
-                    + ", ".join(s.revision.revision for s in path.steps),
+        "transaction, then rolled back: "
+        + ", ".join(s.revision.revision for s in path.steps),
         sql=sql or None,
         run=execution.trial_runner(project, path.steps, path.heads[0], path.heads[-1]),
         transactional=True,
-        estimate=_sum_estimates(journal, target.name,
-                                [f"downgrade {s.revision.revision}"
-                                 for s in path.steps]),
+        estimate=_sum_estimates(
+            journal,
+            target.name,
+            [f"downgrade {s.revision.revision}" for s in path.steps],
+        ),
         detail={"revisions": [s.revision.revision for s in path.steps]},
     )
     start = sorted(path.heads[0])
     return Plan(
-        kind="migration.trial", target=target.name,
-        title=f"trial downgrade of {target.name} to {spec}", steps=[step],
-        summary={"from": start, "to": path.end, "spec": spec, "direction":
-                 "downgrade", "trial": True, "revisions": len(path.steps),
-                 "moves": f"{_heads(start)} -> {_heads(path.end)} -> back to "
-                          f"{_heads(start)}"},
+        kind="migration.trial",
+        target=target.name,
+        title=f"trial downgrade of {target.name} to {spec}",
+        steps=[step],
+        summary={
+            "from": start,
+            "to": path.end,
+            "spec": spec,
+            "direction": "downgrade",
+            "trial": True,
+            "revisions": len(path.steps),
+            "moves": f"{_heads(start)} -> {_heads(path.end)} -> back to "
+            f"{_heads(start)}",
+        },
         postconditions=[_heads_postcondition(project, start)],
         explain_failure=execution.explain(project, execution.Memory()),
     )

@@ -69,8 +69,9 @@ class Project:
                 hint="check `alembic` in dbr.toml and that `alembic history` works",
             ) from None
 
-    def fresh_config(self, connection: Connection | None = None,
-                     output: io.StringIO | None = None) -> Config:
+    def fresh_config(
+        self, connection: Connection | None = None, output: io.StringIO | None = None
+    ) -> Config:
         """A copy of the config for one run of env.py (attributes are per run)."""
         config = _config(self.location, output)
         url = self.target.url.render_as_string(hide_password=False)
@@ -80,20 +81,31 @@ class Project:
             config.attributes["connection"] = connection
         return config
 
-    def run_env(self, fn: StepsFn, *, connection: Connection | None = None,
-                as_sql: bool = False,
-                starting_rev: str | tuple[str, ...] | None = None,
-                destination_rev: str | None = None,
-                output: io.StringIO | None = None, dont_mutate: bool = False,
-                ) -> None:
+    def run_env(
+        self,
+        fn: StepsFn,
+        *,
+        connection: Connection | None = None,
+        as_sql: bool = False,
+        starting_rev: str | tuple[str, ...] | None = None,
+        destination_rev: str | None = None,
+        output: io.StringIO | None = None,
+        dont_mutate: bool = False,
+    ) -> None:
         """Run env.py with fn deciding which steps run (as alembic.command does)."""
         config = self.fresh_config(connection, output)
-        options: dict[str, Any] = {"fn": fn, "as_sql": as_sql,
-                                   "dont_mutate": dont_mutate}
+        options: dict[str, Any] = {
+            "fn": fn,
+            "as_sql": as_sql,
+            "dont_mutate": dont_mutate,
+        }
         if as_sql:
             options.update(starting_rev=starting_rev, destination_rev=destination_rev)
-        with _ENV_LOCK, _logging_kept(), EnvironmentContext(config, self.script,
-                                                           **options):
+        with (
+            _ENV_LOCK,
+            _logging_kept(),
+            EnvironmentContext(config, self.script, **options),
+        ):
             self.script.run_env()
 
     def version_state(self, connection: Connection | None = None) -> VersionState:
@@ -103,8 +115,9 @@ class Project:
         def read(heads: tuple[str, ...], context: MigrationContext) -> list:
             self.check_database(context)
             inspector = sa.inspect(context.connection)
-            seen["exists"] = inspector.has_table(context.version_table,
-                                                 schema=context.version_table_schema)
+            seen["exists"] = inspector.has_table(
+                context.version_table, schema=context.version_table_schema
+            )
             seen["heads"] = heads
             seen["table"] = context.version_table
             seen["schema"] = context.version_table_schema
@@ -116,17 +129,24 @@ class Project:
             except DbrError:
                 raise
             except Exception as exc:  # env.py is the project's code: anything goes
-                raise DbrError(f"env.py of {self.target.name!r} failed",
-                               cause=_first_line(exc),
-                               hint="run `alembic current` in the project to see "
-                               "the whole error") from exc
+                raise DbrError(
+                    f"env.py of {self.target.name!r} failed",
+                    cause=_first_line(exc),
+                    hint="run `alembic current` in the project to see the whole error",
+                ) from exc
         if "heads" not in seen:
-            raise DbrError(f"env.py of {self.target.name!r} did not run migrations",
-                           cause=f"{self.script.env_py_location} never called "
-                           "context.run_migrations()",
-                           hint="check the project's env.py")
-        return VersionState(heads=tuple(seen["heads"]), table=seen["table"],
-                            schema=seen["schema"], exists=seen["exists"])
+            raise DbrError(
+                f"env.py of {self.target.name!r} did not run migrations",
+                cause=f"{self.script.env_py_location} never called "
+                "context.run_migrations()",
+                hint="check the project's env.py",
+            )
+        return VersionState(
+            heads=tuple(seen["heads"]),
+            table=seen["table"],
+            schema=seen["schema"],
+            exists=seen["exists"],
+        )
 
     def check_database(self, context: MigrationContext) -> None:
         """Refuse when env.py connected somewhere else than the target.
@@ -137,19 +157,24 @@ class Project:
         url = context.connection.engine.url
         mine = self.target.url
         if mine.get_backend_name() == "sqlite":
-            same = Path(url.database or "").resolve() == Path(mine.database or ""
-                                                              ).resolve()
+            same = (
+                Path(url.database or "").resolve()
+                == Path(mine.database or "").resolve()
+            )
         else:
             same = (url.host or "localhost", url.port, url.database) == (
-                mine.host or "localhost", url.port if mine.port is None else mine.port,
-                mine.database)
+                mine.host or "localhost",
+                url.port if mine.port is None else mine.port,
+                mine.database,
+            )
         if not same or url.get_backend_name() != mine.get_backend_name():
             raise DbrError(
                 f"env.py of {self.target.name!r} connected to another database",
                 cause=f"it opened {url.render_as_string(hide_password=True)}, the "
                 f"target is {self.target.display_url}",
                 hint="let env.py use config.attributes['connection'] or "
-                "sqlalchemy.url (dbr sets both); nothing was run")
+                "sqlalchemy.url (dbr sets both); nothing was run",
+            )
 
     @contextmanager
     def connect(self, connection: Connection | None = None) -> Iterator[Connection]:
@@ -163,10 +188,11 @@ class Project:
         except sa.exc.OperationalError as exc:
             if engine is not self.target.engine():
                 engine.dispose()
-            raise DbrError(f"cannot reach {self.target.name!r} "
-                           f"({self.target.display_url})",
-                           cause=_first_line(exc.orig or exc),
-                           hint="check that the database is up and the URL") from None
+            raise DbrError(
+                f"cannot reach {self.target.name!r} ({self.target.display_url})",
+                cause=_first_line(exc.orig or exc),
+                hint="check that the database is up and the URL",
+            ) from None
         try:
             with conn:
                 yield conn
@@ -179,13 +205,17 @@ def load_project(target: Target) -> Project:
     """The target's Alembic project, from `alembic` in dbr.toml."""
     location = target.config.alembic
     if location is None:
-        raise ConfigError(f"target {target.name!r} has no Alembic project",
-                          hint=f"set alembic = \"path/to/alembic.ini\" under "
-                          f"[targets.{target.name}] in dbr.toml")
+        raise ConfigError(
+            f"target {target.name!r} has no Alembic project",
+            hint=f'set alembic = "path/to/alembic.ini" under '
+            f"[targets.{target.name}] in dbr.toml",
+        )
     if not location.exists():
-        raise ConfigError(f"the Alembic project of {target.name!r} is missing",
-                          cause=f"{location} does not exist",
-                          hint="fix `alembic` in dbr.toml")
+        raise ConfigError(
+            f"the Alembic project of {target.name!r} is missing",
+            cause=f"{location} does not exist",
+            hint="fix `alembic` in dbr.toml",
+        )
     return Project(target, location)
 
 
@@ -198,8 +228,9 @@ def migration_engine(target: Target) -> Engine:
     """
     if target.dialect != "sqlite":
         return target.engine()
-    engine = sa.create_engine(target.url, poolclass=NullPool,
-                              connect_args={"timeout": 10})
+    engine = sa.create_engine(
+        target.url, poolclass=NullPool, connect_args={"timeout": 10}
+    )
 
     @sa.event.listens_for(engine, "connect")
     def _no_implicit(dbapi_conn: Any, record: Any) -> None:

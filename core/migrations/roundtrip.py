@@ -29,7 +29,12 @@ log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int, str], None]
 OK, LEFTOVER, NOOP, FAILED, NOT_REACHED = (
-    "ok", "leftover", "noop", "failed", "not reached")
+    "ok",
+    "leftover",
+    "noop",
+    "failed",
+    "not reached",
+)
 
 
 @dataclass
@@ -41,9 +46,13 @@ class RevisionResult:
     leftovers: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"revision": self.revision, "message": self.message,
-                "status": self.status, "detail": self.detail,
-                "leftovers": self.leftovers}
+        return {
+            "revision": self.revision,
+            "message": self.message,
+            "status": self.status,
+            "detail": self.detail,
+            "leftovers": self.leftovers,
+        }
 
 
 @dataclass
@@ -56,8 +65,11 @@ class RoundTrip:
 
     @property
     def ok(self) -> bool:
-        tested = [r for r in self.revisions if not (
-            self.copied_schema and r.status == NOT_REACHED and r.detail)]
+        tested = [
+            r
+            for r in self.revisions
+            if not (self.copied_schema and r.status == NOT_REACHED and r.detail)
+        ]
         return bool(tested) and all(r.status == OK for r in tested)
 
     def counts(self) -> dict[str, int]:
@@ -68,20 +80,34 @@ class RoundTrip:
 
     def summary_lines(self) -> list[str]:
         counts = ", ".join(f"{n} {status}" for status, n in self.counts().items())
-        return [(f"{self.target}: {len(self.revisions)} revisions round-tripped "
-                 f"in {self.scratch}: {counts}"),
-                f"scratch database {'dropped' if self.dropped else 'NOT DROPPED'}"]
+        return [
+            (
+                f"{self.target}: {len(self.revisions)} revisions round-tripped "
+                f"in {self.scratch}: {counts}"
+            ),
+            f"scratch database {'dropped' if self.dropped else 'NOT DROPPED'}",
+        ]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"target": self.target, "scratch": self.scratch, "ok": self.ok,
-                "copied_schema": self.copied_schema,
-                "counts": self.counts(), "scratch_dropped": self.dropped,
-                "revisions": [r.to_dict() for r in self.revisions]}
+        return {
+            "target": self.target,
+            "scratch": self.scratch,
+            "ok": self.ok,
+            "copied_schema": self.copied_schema,
+            "counts": self.counts(),
+            "scratch_dropped": self.dropped,
+            "revisions": [r.to_dict() for r in self.revisions],
+        }
 
 
-def roundtrip(target: Target, scratch_url: str, progress: Progress | None = None,
-              *, copy_schema: bool = False, journal: Journal | None = None
-              ) -> RoundTrip:
+def roundtrip(
+    target: Target,
+    scratch_url: str,
+    progress: Progress | None = None,
+    *,
+    copy_schema: bool = False,
+    journal: Journal | None = None,
+) -> RoundTrip:
     """Round-trip every revision of target's project in a fresh scratch database.
 
     By default the walk goes up from an empty database. With copy_schema the
@@ -95,31 +121,57 @@ def roundtrip(target: Target, scratch_url: str, progress: Progress | None = None
     scratch = scratch_target(target, scratch_url)
     order = topological(project)
     results = [RevisionResult(s.revision, (s.doc or "").strip()) for s in order]
-    report = RoundTrip(target=target.name, scratch=scratch.display_url,
-                       revisions=results, copied_schema=copy_schema)
-    operation = journal.begin(
-        "migration.roundtrip", target.name,
-        f"round trip of {target.name} in {scratch.display_url}",
-        options={"scratch": scratch.display_url, "copy_schema": copy_schema},
-    ) if journal else None
+    report = RoundTrip(
+        target=target.name,
+        scratch=scratch.display_url,
+        revisions=results,
+        copied_schema=copy_schema,
+    )
+    operation = (
+        journal.begin(
+            "migration.roundtrip",
+            target.name,
+            f"round trip of {target.name} in {scratch.display_url}",
+            options={"scratch": scratch.display_url, "copy_schema": copy_schema},
+        )
+        if journal
+        else None
+    )
     try:
-        _roundtrip(project, target, scratch, order, results, report,
-                   progress or (lambda *_: None))
+        _roundtrip(
+            project,
+            target,
+            scratch,
+            order,
+            results,
+            report,
+            progress or (lambda *_: None),
+        )
     except BaseException as exc:
         if journal and operation:
-            journal.finish(operation, JOURNAL_FAILED, error=_describe(exc),
-                           result=report.to_dict())
+            journal.finish(
+                operation, JOURNAL_FAILED, error=_describe(exc), result=report.to_dict()
+            )
         raise
     if journal and operation:
-        journal.finish(operation, SUCCEEDED if report.ok else JOURNAL_FAILED,
-                       error=None if report.ok else "; ".join(report.summary_lines()),
-                       result=report.to_dict())
+        journal.finish(
+            operation,
+            SUCCEEDED if report.ok else JOURNAL_FAILED,
+            error=None if report.ok else "; ".join(report.summary_lines()),
+            result=report.to_dict(),
+        )
     return report
 
 
-def _roundtrip(project: Project, target: Target, scratch: Target,
-               order: list[Script], results: list[RevisionResult],
-               report: RoundTrip, progress: Progress) -> None:
+def _roundtrip(
+    project: Project,
+    target: Target,
+    scratch: Target,
+    order: list[Script],
+    results: list[RevisionResult],
+    report: RoundTrip,
+    progress: Progress,
+) -> None:
     state = project.version_state() if report.copied_schema else None
     with scratch_database(scratch) as dropped:
         work = Project(scratch, project.location)
@@ -129,8 +181,11 @@ def _roundtrip(project: Project, target: Target, scratch: Target,
             for result in results:
                 if result.revision not in applied:
                     result.detail = "not applied on the target, so not tested"
-            downward = [(s, r) for s, r in zip(order, results, strict=True)
-                        if s.revision in applied][::-1]
+            downward = [
+                (s, r)
+                for s, r in zip(order, results, strict=True)
+                if s.revision in applied
+            ][::-1]
             _walk_down(work, scratch, downward, progress)
         else:
             _walk(work, scratch, order, results, progress)
@@ -141,8 +196,9 @@ def _roundtrip(project: Project, target: Target, scratch: Target,
 def topological(project: Project) -> list[Script]:
     """Every revision after all it stands on (parents and depends_on)."""
     scripts = {s.revision: s for s in project.script.walk_revisions()}
-    below = {rev: set(s._all_down_revisions) & set(scripts)
-             for rev, s in scripts.items()}
+    below = {
+        rev: set(s._all_down_revisions) & set(scripts) for rev, s in scripts.items()
+    }
     done: list[Script] = []
     placed: set[str] = set()
     ready = sorted(rev for rev, parents in below.items() if not parents)
@@ -154,13 +210,20 @@ def topological(project: Project) -> list[Script]:
             if child not in placed and child not in ready and below[child] <= placed:
                 ready.append(child)
     if len(done) != len(scripts):
-        raise DbrError("the revision graph has a cycle",
-                       cause=", ".join(sorted(set(scripts) - placed)))
+        raise DbrError(
+            "the revision graph has a cycle",
+            cause=", ".join(sorted(set(scripts) - placed)),
+        )
     return done
 
 
-def _walk(work: Project, scratch: Target, order: list[Script],
-          results: list[RevisionResult], progress: Progress) -> None:
+def _walk(
+    work: Project,
+    scratch: Target,
+    order: list[Script],
+    results: list[RevisionResult],
+    progress: Progress,
+) -> None:
     version_table = "alembic_version"
     for number, (script, result) in enumerate(zip(order, results, strict=True)):
         progress(number, len(order), f"{script.revision}: {result.message}")
@@ -181,18 +244,25 @@ def _walk(work: Project, scratch: Target, order: list[Script],
             result.status = FAILED
             result.detail = f"{phase} failed: {_describe(exc)}" + (
                 f" (left behind: {'; '.join(result.leftovers)})"
-                if result.leftovers else "")
+                if result.leftovers
+                else ""
+            )
             if phase == "upgrade" and number == 0:
-                result.detail += (" (if the project starts from tables made before "
-                                  "Alembic, use copy_schema / --copy-schema)")
+                result.detail += (
+                    " (if the project starts from tables made before "
+                    "Alembic, use copy_schema / --copy-schema)"
+                )
             log.info("round trip stopped at %s: %s", script.revision, result.detail)
             return
     progress(len(order), len(order), "done")
 
 
-def _walk_down(work: Project, scratch: Target,
-               downward: list[tuple[Script, RevisionResult]],
-               progress: Progress) -> None:
+def _walk_down(
+    work: Project,
+    scratch: Target,
+    downward: list[tuple[Script, RevisionResult]],
+    progress: Progress,
+) -> None:
     """From the copied heads: downgrade, upgrade again (same schema?), downgrade."""
     for number, (script, result) in enumerate(downward):
         progress(number, len(downward), f"{script.revision}: {result.message}")
@@ -220,21 +290,29 @@ def _walk_down(work: Project, scratch: Target,
         if differs.schema_changed:
             result.status = LEFTOVER
             result.leftovers = differs.lines()
-            result.detail = ("downgrade then upgrade does not give the schema back: "
-                             + "; ".join(result.leftovers))
+            result.detail = (
+                "downgrade then upgrade does not give the schema back: "
+                + "; ".join(result.leftovers)
+            )
         elif analysis.empty and not is_merge:
             result.status, result.detail = NOOP, "downgrade() is empty"
         else:
             changed = snapshots.diff(before, after_down, rows=False, ignore=ignore)
             result.status = OK
-            result.detail = ("schema restored" if changed.schema_changed
-                             else "no schema change")
+            result.detail = (
+                "schema restored" if changed.schema_changed else "no schema change"
+            )
     progress(len(downward), len(downward), "done")
 
 
-def _judge(script: Script, result: RevisionResult, before: snapshots.Snapshot,
-           after_up: snapshots.Snapshot, after_down: snapshots.Snapshot,
-           version_table: str) -> None:
+def _judge(
+    script: Script,
+    result: RevisionResult,
+    before: snapshots.Snapshot,
+    after_up: snapshots.Snapshot,
+    after_down: snapshots.Snapshot,
+    version_table: str,
+) -> None:
     """ok, leftover or noop, from the three schemas and the static reading."""
     ignore = (version_table,)
     left = snapshots.diff(before, after_down, rows=False, ignore=ignore)
@@ -252,12 +330,15 @@ def _judge(script: Script, result: RevisionResult, before: snapshots.Snapshot,
     elif analysis.empty and not is_merge:
         result.status = NOOP
         result.detail = "downgrade() is empty" + (
-            "" if changed.schema_changed else
-            " (its upgrade changes data only, which stays changed)")
+            ""
+            if changed.schema_changed
+            else " (its upgrade changes data only, which stays changed)"
+        )
     else:
         result.status = OK
-        result.detail = ("schema restored" if changed.schema_changed
-                         else "no schema change")
+        result.detail = (
+            "schema restored" if changed.schema_changed else "no schema change"
+        )
 
 
 def _run(work: Project, step: RevisionStep) -> str:
@@ -276,5 +357,6 @@ def _run(work: Project, step: RevisionStep) -> str:
 
 def _describe(exc: BaseException) -> str:
     text = str(exc).strip()
-    return redact(f"{type(exc).__name__}: {text.splitlines()[0]}" if text
-                  else type(exc).__name__)
+    return redact(
+        f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+    )

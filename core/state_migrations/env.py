@@ -5,7 +5,11 @@ from alembic import context
 from core.state import metadata
 
 connection = context.config.attributes["connection"]
-context.configure(connection=connection, target_metadata=metadata,
-                  version_table="dbr_state_version", render_as_batch=True)
+context.configure(
+    connection=connection,
+    target_metadata=metadata,
+    version_table="dbr_state_version",
+    render_as_batch=True,
+)
 with context.begin_transaction():
     context.run_migrations()

@@ -13,8 +13,15 @@ down_revision = None
 branch_labels = None
 depends_on = None
 
-TABLES = ("operations", "steps", "events", "locks", "backups", "health_samples",
-          "schema_snapshots")
+TABLES = (
+    "operations",
+    "steps",
+    "events",
+    "locks",
+    "backups",
+    "health_samples",
+    "schema_snapshots",
+)
 
 
 def upgrade() -> None:
