@@ -79,8 +79,9 @@ class PlanScreen(Screen):
             status = "read-only: this is a preview only; nothing can be run"
         elif self.plan.destructive:
             status = (
-                "c: confirm (you will type the target's name) · s: safety "
-                "backup on/off · escape: back"
+                "c: confirm (you will type the target's name) · "
+                + ("s: safety backup on/off · " if self.plan.safety_backup else "")
+                + "escape: back"
             )
         else:
             status = "c: confirm · escape: back"
