@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from core.config import state_dir
-from core.errors import DbrError
+from core.errors import ConfigError, DbrError
 from core.secrets import display_url
 
 metadata = sa.MetaData()
@@ -208,7 +208,7 @@ def _make_engine(url: str) -> Engine:
         if str(path) != ":memory:" and not path.parent.is_dir():
             if path.parent != state_dir():
                 # A typo in [state] url must not start an empty journal elsewhere.
-                raise DbrError(
+                raise ConfigError(
                     f"the state store's folder {path.parent} does not exist",
                     hint="fix [state] url in dbr.toml, or create the folder",
                 )

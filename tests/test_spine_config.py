@@ -160,7 +160,7 @@ def test_a_typo_in_the_state_url_does_not_start_an_empty_journal(
         f'[state]\nurl = "sqlite:///{tmp_path}/no-such-folder/state.db"\n',
     )
     result = dbr("--config", str(config), "log")
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "no-such-folder" in result.stderr and "[state] url" in result.stderr
     assert not (tmp_path / "no-such-folder").exists()
 

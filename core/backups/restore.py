@@ -99,7 +99,10 @@ def build_plan(
     """The restore plan; preflight must have passed."""
     now_state = current_state(target)
     tables = _table_changes(now_state["tables"], backup.tables)
-    rows_now = sum(now_state["tables"].values())
+    # Rows now in the tables the backup holds; tables outside it are listed apart.
+    rows_now = sum(
+        rows for name, rows in now_state["tables"].items() if name in backup.tables
+    )
     rows_backup = sum(backup.tables.values())
     age = (utcnow() - backup.created_at).total_seconds()
     risks = []
