@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -516,8 +517,21 @@ def test_an_sqlite_backup_that_writers_keep_restarting_gives_up(tmp_path: Path) 
         with sqlite3.connect(source) as db:
             while db.execute("select count(*) from t").fetchone()[0] <= 40000:
                 threading.Event().wait(0.05)
+
+        # A page every 2 ms or slower: a whole copy would need seconds without a
+        # commit, which this writer never allows, however busy the machine is.
+        def slow_step() -> bool:
+            time.sleep(0.002)
+            return False
+
         with pytest.raises(DbrError, match="stalled"):
-            online_copy(source, tmp_path / "copy.db", pages=1, stall_timeout=1.0)
+            online_copy(
+                source,
+                tmp_path / "copy.db",
+                pages=1,
+                stall_timeout=1.0,
+                stop=slow_step,
+            )
     finally:
         writer.kill()
         writer.wait()
