@@ -9,6 +9,7 @@ from __future__ import annotations
 import getpass
 import os
 import socket
+import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -229,6 +230,9 @@ def _make_engine(url: str) -> Engine:
     return make_engine(url)
 
 
+UPGRADE_ATTEMPTS = 5
+
+
 def upgrade(engine: Engine) -> None:
     """Bring the store's schema to the newest revision, if it is not there yet."""
     from alembic import command
@@ -241,9 +245,18 @@ def upgrade(engine: Engine) -> None:
         "script_location", str(Path(__file__).parent / "state_migrations")
     )
     script = ScriptDirectory.from_config(config)
-    with engine.begin() as conn:
-        current = set(MigrationContext.configure(conn).get_current_heads())
-        if current == set(script.get_heads()):
-            return
-        config.attributes["connection"] = conn
-        command.upgrade(config, "head")
+    # Two processes opening a new store at once both find it empty; the one that
+    # loses the race to create it sees the other's tables and looks again.
+    for attempt in range(UPGRADE_ATTEMPTS):
+        try:
+            with engine.begin() as conn:
+                current = set(MigrationContext.configure(conn).get_current_heads())
+                if current == set(script.get_heads()):
+                    return
+                config.attributes["connection"] = conn
+                command.upgrade(config, "head")
+                return
+        except sa.exc.DBAPIError:
+            if attempt == UPGRADE_ATTEMPTS - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))

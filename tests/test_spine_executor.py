@@ -335,3 +335,27 @@ def test_the_state_store_can_live_in_postgresql(pg_url: str, sqlite_url: str) ->
     assert [s["name"] for s in again.operation(entry["id"])["steps"]] == ["a", "b"]
     journal.store.close()
     again.store.close()
+
+
+def test_processes_opening_a_new_state_store_at_once_all_succeed(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    # Every process imports first, then all open the store at the same moment.
+    script = (
+        "import sys, time\nfrom core.state import Store\n"
+        "time.sleep(max(0.0, float(sys.argv[2]) - time.time()))\nStore(sys.argv[1])\n"
+    )
+    start = str(time.time() + 3)
+    openers = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, url, start],
+            cwd=ROOT,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(6)
+    ]
+    errors = [p.communicate(timeout=120)[1] for p in openers]
+    assert [p.returncode for p in openers] == [0] * 6, errors
+    assert Journal(Store(url)).operations() == []
