@@ -6,7 +6,6 @@ row is completed as it ends; nothing is ever edited after the fact or deleted.
 
 from __future__ import annotations
 
-import os
 import socket
 import time
 from datetime import datetime, timedelta
@@ -17,7 +16,17 @@ import sqlalchemy as sa
 from core.errors import DbrError, LockHeld
 from core.events import HEALTH_SAMPLED, STEP_PROGRESS, Event
 from core.secrets import redact, redact_value
-from core.state import Store, events, locks, new_id, operations, steps, utcnow, who
+from core.state import (
+    Store,
+    events,
+    locks,
+    new_id,
+    operations,
+    pid_alive,
+    steps,
+    utcnow,
+    who,
+)
 
 RUNNING = "running"
 SUCCEEDED = "succeeded"
@@ -381,20 +390,8 @@ class Journal:
 def _is_stale(row: Any) -> bool:
     """A lock is stale when its process is gone (same host) or silent for too long."""
     if row["host"] == socket.gethostname():
-        return not _pid_alive(row["pid"])
+        return not pid_alive(row["pid"])
     return utcnow() - row["heartbeat_at"] > REMOTE_LOCK_STALE_AFTER
-
-
-def _pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _operation(row: Any) -> dict[str, Any]:
@@ -402,7 +399,7 @@ def _operation(row: Any) -> dict[str, Any]:
     if (
         entry["status"] == RUNNING
         and entry["host"] == socket.gethostname()
-        and not _pid_alive(entry["pid"])
+        and not pid_alive(entry["pid"])
     ):
         entry["status"] = INTERRUPTED
     return entry

@@ -184,6 +184,19 @@ def who() -> dict[str, Any]:
     }
 
 
+def pid_alive(pid: int | None) -> bool:
+    """Whether a process of this host with this id still runs."""
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it runs, as another user
+    return True
+
+
 class Store:
     """An open state store; the journal, backup index and health samples use it."""
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from core.errors import DbrError
-from core.state import Store, UTCDateTime, backups, utcnow
+from core.state import Store, UTCDateTime, backups, pid_alive, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -203,7 +203,7 @@ def clean_partials(folder: Path) -> list[Path]:
         return removed
     for path in folder.iterdir():
         match = _PARTIAL_RE.match(path.name)
-        if match is None or _alive(int(match.group(1))):
+        if match is None or pid_alive(int(match.group(1))):
             continue
         try:
             path.unlink()
@@ -212,18 +212,6 @@ def clean_partials(folder: Path) -> list[Path]:
         except FileNotFoundError:
             pass
     return removed
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 # -- the index ------------------------------------------------------------------
