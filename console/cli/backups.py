@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from console.cli.common import (
     add_command,
+    add_run_options,
     emit_json,
     execute,
     report,
@@ -43,11 +44,7 @@ def register(commands: Any) -> None:
     create.add_argument(
         "--pin", action="store_true", help="pin it: pruning never removes it"
     )
-    create.add_argument(
-        "--break-lock",
-        action="store_true",
-        help="break the target's lock if its process is gone",
-    )
+    add_run_options(create)
 
     listing = add_command(verbs, "list", cmd_list, "backups, newest first")
     listing.add_argument("target", nargs="?")
@@ -95,16 +92,7 @@ def register(commands: Any) -> None:
         "--into", metavar="URL", help="restore into another database (its URL)"
     )
     restore.add_argument("--yes", action="store_true", help="confirm the plan")
-    restore.add_argument(
-        "--break-lock",
-        action="store_true",
-        help="break the target's lock if its process is gone",
-    )
-    restore.add_argument(
-        "--no-safety-backup",
-        action="store_true",
-        help="skip the safety backup (the journal records this)",
-    )
+    add_run_options(restore, safety_backup=True)
 
     prune = add_command(
         verbs,
@@ -120,11 +108,7 @@ def register(commands: Any) -> None:
         "--dry-run", action="store_true", help="only show each backup's verdict and why"
     )
     mode.add_argument("--yes", action="store_true", help="confirm the plan")
-    prune.add_argument(
-        "--break-lock",
-        action="store_true",
-        help="break the target's lock if its process is gone",
-    )
+    add_run_options(prune)
 
     remove = add_command(
         verbs,
@@ -151,11 +135,7 @@ def register(commands: Any) -> None:
         action="store_true",
         help="also remove what the retention policy removes",
     )
-    remove.add_argument(
-        "--break-lock",
-        action="store_true",
-        help="break the target's lock if its process is gone",
-    )
+    add_run_options(remove)
 
 
 def _progress(args: argparse.Namespace, what: str) -> Callable[[float, Any], None]:

@@ -64,6 +64,24 @@ def add_command(
     return parser
 
 
+def add_run_options(
+    parser: argparse.ArgumentParser, *, safety_backup: bool = False
+) -> None:
+    """The flags every verb that runs a plan shares."""
+    parser.add_argument(
+        "--break-lock",
+        action="store_true",
+        help="break the target's lock if the process holding it is gone",
+    )
+    if safety_backup:
+        parser.add_argument(
+            "--no-safety-backup",
+            action="store_true",
+            help="skip the safety backup of a destructive plan (the journal "
+            "records it)",
+        )
+
+
 def workspace(args: argparse.Namespace) -> Workspace:
     from core.workspace import Workspace
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from console.cli.common import (
     add_command,
+    add_run_options,
     emit_json,
     execute,
     render_plan,
@@ -62,16 +63,7 @@ def register(commands: Any) -> None:
             parser.add_argument(
                 "--yes", action="store_true", help="confirm without a prompt"
             )
-            parser.add_argument(
-                "--no-safety-backup",
-                action="store_true",
-                help="skip the safety backup (the journal records it)",
-            )
-            parser.add_argument(
-                "--break-lock",
-                action="store_true",
-                help="break a stale lock left by a dead process",
-            )
+            add_run_options(parser, safety_backup=True)
 
     watch = add_command(
         commands,

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from console.cli.common import (
     add_command,
+    add_run_options,
     emit_json,
     execute,
     render_plan,
@@ -79,17 +80,7 @@ def register(commands: Any) -> None:
             action="store_true",
             help="confirm without asking (needed when not interactive)",
         )
-        run.add_argument(
-            "--no-safety-backup",
-            action="store_true",
-            help="skip the safety backup of a destructive plan "
-            "(recorded in the journal)",
-        )
-        run.add_argument(
-            "--break-lock",
-            action="store_true",
-            help="break the target's lock if its holder is gone",
-        )
+        add_run_options(run, safety_backup=True)
         if verb == "downgrade":
             run.add_argument(
                 "--trial",
