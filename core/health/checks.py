@@ -28,6 +28,7 @@ from core.health.limits import (
     TIMEOUT_CODES,
     TimeLimit,
     describe,
+    error_codes,
     is_timeout,
     savepoint,
     timeout_text,
@@ -273,14 +274,11 @@ class Prober:
     def _classify(
         self, conn: Connection, exc: Exception, timeout: float
     ) -> tuple[str, str]:
-        orig = getattr(exc, "orig", exc)
-        code = getattr(orig, "sqlstate", None) or (
-            orig.args[0] if getattr(orig, "args", None) else None
-        )
+        codes = error_codes(exc)
         text = describe(exc)
-        if code in TIMEOUT_CODES or timeout_text(text):
+        if codes & TIMEOUT_CODES or timeout_text(text):
             return TIMEOUT, f"no answer within {timeout:g} s ({text})"
-        if getattr(exc, "connection_invalidated", False) or code in CONNECTION_CODES:
+        if getattr(exc, "connection_invalidated", False) or codes & CONNECTION_CODES:
             return UNREACHABLE, f"connection lost: {text}"
         return FAILING, text
 

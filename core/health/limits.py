@@ -87,12 +87,21 @@ def savepoint(conn: Connection) -> Any:
     return conn.begin_nested()
 
 
-def is_timeout(exc: Exception) -> bool:
+def error_codes(exc: Exception) -> set[Any]:
+    """The driver's codes for an error: PostgreSQL's SQLSTATE, MySQL's errno too.
+
+    PyMySQL gives a SQLSTATE as well (often the generic HY000), so both count.
+    """
     orig = getattr(exc, "orig", exc)
-    code = getattr(orig, "sqlstate", None) or (
-        orig.args[0] if getattr(orig, "args", None) else None
-    )
-    return code in TIMEOUT_CODES or timeout_text(str(exc))
+    codes = {getattr(orig, "sqlstate", None)}
+    if getattr(orig, "args", None):
+        codes.add(orig.args[0])
+    codes.discard(None)
+    return codes
+
+
+def is_timeout(exc: Exception) -> bool:
+    return bool(error_codes(exc) & TIMEOUT_CODES) or timeout_text(str(exc))
 
 
 def timeout_text(text: str) -> bool:
