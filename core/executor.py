@@ -287,7 +287,8 @@ class Executor:
         from core import snapshots
 
         try:
-            snapshot = snapshots.take(ctx.target)
+            known = ctx.results.get("row_counts") if label == "after" else None
+            snapshot = snapshots.take(ctx.target, known_rows=known)
             snapshots.record(
                 ctx.store, snapshot, label=label, operation_id=ctx.operation_id
             )

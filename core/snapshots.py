@@ -106,13 +106,18 @@ class SchemaDiff:
 
 
 def take(
-    target: Target, *, counts: bool = True, engine: Engine | None = None
+    target: Target,
+    *,
+    counts: bool = True,
+    engine: Engine | None = None,
+    known_rows: dict[str, int] | None = None,
 ) -> Snapshot:
-    """The live schema of the target's default schema."""
+    """The live schema of the target's default schema; known_rows are exact
+    counts read already (not counted again)."""
     engine = engine or target.engine()
     try:
         with engine.connect() as conn:
-            return _take(conn, target, counts)
+            return _take(conn, target, counts, known_rows or {})
     except sa.exc.OperationalError as exc:
         raise DbrError(
             f"cannot read the schema of {target.name!r}",
@@ -121,16 +126,30 @@ def take(
         ) from None
 
 
-def _take(conn: Connection, target: Target, counts: bool) -> Snapshot:
+def _take(
+    conn: Connection, target: Target, counts: bool, known: dict[str, int]
+) -> Snapshot:
     inspector = sa.inspect(conn)
     tables: dict[str, dict[str, Any]] = {}
     deadline = time.monotonic() + COUNT_BUDGET
-    for name in sorted(inspector.get_table_names()):
-        tables[name] = _table(inspector, name)
+    # One query per kind of fact for all tables at once, not one per table.
+    facts = {
+        kind: {key[1]: value for key, value in found.items()}
+        for kind, found in (
+            ("columns", inspector.get_multi_columns()),
+            ("pk", inspector.get_multi_pk_constraint()),
+            ("fks", inspector.get_multi_foreign_keys()),
+            ("indexes", inspector.get_multi_indexes()),
+            ("uniques", inspector.get_multi_unique_constraints()),
+            ("checks", _checks(inspector)),
+        )
+    }
+    for name in sorted(facts["columns"]):
+        tables[name] = _table(facts, name)
         if not counts:
             continue
-        rows = None
-        if time.monotonic() < deadline:
+        rows = known.get(name)
+        if rows is None and time.monotonic() < deadline:
             rows = count_rows(conn, target.dialect, name)
         if rows is None:
             # Past the budget (or too slow): the server's statistics, marked so.
@@ -157,34 +176,37 @@ def _take(conn: Connection, target: Target, counts: bool) -> Snapshot:
     )
 
 
-def _table(inspector: sa.Inspector, name: str) -> dict[str, Any]:
+def _checks(inspector: sa.Inspector) -> dict:
+    try:
+        return inspector.get_multi_check_constraints()
+    except NotImplementedError:
+        return {}
+
+
+def _table(facts: dict[str, dict[str, Any]], name: str) -> dict[str, Any]:
     columns = {
         c["name"]: {
             "type": str(c["type"]),
             "nullable": bool(c["nullable"]),
             "default": None if c.get("default") is None else str(c["default"]),
         }
-        for c in inspector.get_columns(name)
+        for c in facts["columns"][name]
     }
-    pk = inspector.get_pk_constraint(name).get("constrained_columns") or []
+    pk = (facts["pk"].get(name) or {}).get("constrained_columns") or []
     fks = sorted(
         f"({', '.join(fk['constrained_columns'])}) -> {fk['referred_table']}"
         f"({', '.join(fk['referred_columns'])})"
-        for fk in inspector.get_foreign_keys(name)
+        for fk in facts["fks"].get(name, [])
     )
     indexes = sorted(
         f"{ix['name']} ({', '.join(str(c) for c in ix['column_names'])})"
         + (" unique" if ix.get("unique") else "")
-        for ix in inspector.get_indexes(name)
+        for ix in facts["indexes"].get(name, [])
     )
     uniques = sorted(
-        f"({', '.join(u['column_names'])})"
-        for u in inspector.get_unique_constraints(name)
+        f"({', '.join(u['column_names'])})" for u in facts["uniques"].get(name, [])
     )
-    try:
-        checks = sorted(c["sqltext"] for c in inspector.get_check_constraints(name))
-    except NotImplementedError:
-        checks = []
+    checks = sorted(c["sqltext"] for c in facts["checks"].get(name, []))
     return {
         "columns": columns,
         "primary_key": list(pk),

@@ -391,8 +391,9 @@ def test_a_mariadb_restore_killed_half_way_says_how_to_get_back(
     ws.close()
 
 
+@pytest.mark.parametrize("in_place", [False, True], ids=["beside", "in-place"])
 def test_a_postgresql_restore_killed_half_way_changes_nothing(
-    tmp_path: Path, pg_url: str
+    tmp_path: Path, pg_url: str, in_place: bool
 ) -> None:
     load_pagila(pg_url)
     ws = workspace(tmp_path, pg_url, "pagila")
@@ -406,14 +407,30 @@ def test_a_postgresql_restore_killed_half_way_changes_nothing(
     target.dispose()
     before = state_of(target)
 
-    plan = backups.plan_restore(ws, backup.id)
+    plan = backups.plan_restore(ws, backup.id, in_place=in_place)
     killed = _kill_client_half_way(ws, ("pg_restore",))
     outcome = ws.executor.run(plan, target, confirmed=True)
     assert killed and outcome.status == "failed"
-    assert "rolled back" in outcome.report["state"]
+    if in_place:
+        assert "one transaction, which was rolled back" in outcome.report["state"]
+    else:
+        assert "separate database, which was dropped" in outcome.report["state"]
     assert outcome.results["safety_backup_id"] in outcome.report["how_to_get_back"]
     assert state_of(target) == before
+    assert not _databases_like(target.database + "__dbr_%")
     ws.close()
+
+
+def _databases_like(pattern: str) -> list[str]:
+    admin = sa.create_engine(PG_ADMIN)
+    with admin.connect() as conn:
+        names = conn.execute(
+            sa.text("select datname from pg_database where datname like :p"),
+            {"p": pattern},
+        ).scalars()
+        found = list(names)
+    admin.dispose()
+    return found
 
 
 # -- passwords ---------------------------------------------------------------
@@ -577,8 +594,9 @@ def test_a_deep_verify_that_finds_other_row_counts_blocks_the_restore(
     ws.close()
 
 
-def test_postgresql_restore_commits_only_when_counts_match_the_manifest(
-    tmp_path: Path, pg_url: str
+@pytest.mark.parametrize("beside", [True, False], ids=["beside", "in-place"])
+def test_postgresql_restore_takes_effect_only_when_counts_match_the_manifest(
+    tmp_path: Path, pg_url: str, beside: bool
 ) -> None:
     from core.backups import loaders
 
@@ -593,8 +611,14 @@ def test_postgresql_restore_commits_only_when_counts_match_the_manifest(
     before = state_of(target)
     backup.manifest["tables"]["actor"] += 1  # as if rows had gone missing
     with pytest.raises(DbrError) as raised:
-        loaders.load(target, backup)
-    assert "rolled back" in str(raised.value)
+        loaders.load(target, backup, beside=beside)
+    if beside:
+        assert "restored database was dropped and pagila left as it was" in str(
+            raised.value
+        )
+    else:
+        assert "rolled back" in str(raised.value)
     assert "actor: 200 rows, manifest: 201" in str(raised.value)
     assert state_of(target) == before
+    assert not _databases_like(target.database + "__dbr_%")
     ws.close()

@@ -1,6 +1,8 @@
-"""A PostgreSQL restore behind another session's open transaction: it says whom
-it waits for, and gives up after its lock timeout naming that session, leaving
-the database as it was (real server, real psql session holding the lock)."""
+"""A PostgreSQL restore behind another session's open write transaction: it says
+whom it waits for, and gives up after its lock timeout naming that session,
+leaving the database as it was (real server, a real session holding the lock).
+Both ways: in place (its DROP SCHEMA waits) and beside (the lock that holds off
+writers until the swap waits)."""
 
 from __future__ import annotations
 
@@ -28,23 +30,27 @@ def _setup(tmp_path: Path, pg_url: str):
 
 
 def _blocker(pg_url: str):
-    """Another session inside a transaction that has read the table."""
+    """Another session inside a transaction that has written to the table."""
     engine = sa.create_engine(pg_url, poolclass=sa.pool.NullPool)
     conn = engine.connect()
-    conn.execute(sa.text("select count(*) from items")).scalar()
+    conn.execute(sa.text("update items set id = id where id = 1"))
     pid = conn.execute(sa.text("select pg_backend_pid()")).scalar()
     return engine, conn, pid
 
 
+WAYS = pytest.mark.parametrize("in_place", [False, True], ids=["beside", "in-place"])
+
+
+@WAYS
 def test_a_restore_behind_an_open_transaction_names_it_and_gives_up(
-    tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch, in_place: bool
 ) -> None:
     monkeypatch.setattr(loaders, "RESTORE_LOCK_TIMEOUT", 3.0)
     monkeypatch.setattr(loaders, "LOCK_POLL", 0.2)
     ws, backup = _setup(tmp_path, pg_url)
     engine, conn, pid = _blocker(pg_url)
     try:
-        plan = backups.plan_restore(ws, backup.id)
+        plan = backups.plan_restore(ws, backup.id, in_place=in_place)
         outcome = ws.executor.run(
             plan, backups.restore_target(ws, plan), confirmed=True
         )
@@ -72,8 +78,9 @@ def test_a_restore_behind_an_open_transaction_names_it_and_gives_up(
     ws.close()
 
 
+@WAYS
 def test_a_restore_goes_on_once_the_blocking_session_ends(
-    tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch, in_place: bool
 ) -> None:
     monkeypatch.setattr(loaders, "LOCK_POLL", 0.2)
     ws, backup = _setup(tmp_path, pg_url)
@@ -91,7 +98,7 @@ def test_a_restore_goes_on_once_the_blocking_session_ends(
 
     unsubscribe = ws.bus.subscribe(release)
     try:
-        plan = backups.plan_restore(ws, backup.id)
+        plan = backups.plan_restore(ws, backup.id, in_place=in_place)
         outcome = ws.executor.run(
             plan, backups.restore_target(ws, plan), confirmed=True
         )

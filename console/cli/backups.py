@@ -91,6 +91,12 @@ def register(commands: Any) -> None:
     where.add_argument(
         "--into", metavar="URL", help="restore into another database (its URL)"
     )
+    restore.add_argument(
+        "--in-place",
+        action="store_true",
+        help="PostgreSQL: restore inside the database in one transaction "
+        "instead of beside it and swapped in (slower; ends no sessions)",
+    )
     restore.add_argument("--yes", action="store_true", help="confirm the plan")
     add_run_options(restore, safety_backup=True)
 
@@ -336,7 +342,9 @@ def cmd_restore(args: argparse.Namespace) -> int:
     from core import backups
 
     ws = workspace(args)
-    plan = backups.plan_restore(ws, args.id, target=args.target, into=args.into)
+    plan = backups.plan_restore(
+        ws, args.id, target=args.target, into=args.into, in_place=args.in_place
+    )
     if not args.json:
         changes = plan.summary.get("tables") or []
         print("Tables (rows now -> in the backup):")

@@ -176,9 +176,18 @@ def verify_backup(
 
 
 def plan_restore(
-    ws: Workspace, id_prefix: str, target: str | None = None, into: str | None = None
+    ws: Workspace,
+    id_prefix: str,
+    target: str | None = None,
+    into: str | None = None,
+    *,
+    in_place: bool = False,
 ) -> Plan:
-    """A backup.restore plan, after preflight (verification, dialect, needs)."""
+    """A backup.restore plan, after preflight (verification, dialect, needs).
+
+    PostgreSQL restores beside the database and swap it in where they can;
+    in_place keeps to the one-transaction restore inside it.
+    """
     if target and into:
         raise ConfigError("restore takes --target or --into, not both")
     backup = catalog.find(ws.store, id_prefix)
@@ -203,6 +212,7 @@ def plan_restore(
         estimate=ws.journal.estimate(destination.name, restore.STEP_RESTORE),
         safety_estimate=ws.journal.estimate(destination.name, STEP_SAFETY),
         into=bool(into),
+        in_place=in_place,
     )
     _destinations[id(plan)] = destination
     weakref.finalize(plan, _destinations.pop, id(plan), None)

@@ -103,6 +103,7 @@ def create(
         "requires": dumped.requires,
         "notes": dumped.notes,
         "warnings": dumped.warnings,
+        "restore_hints": dumped.restore_hints,
         "label": label,
         "pinned": pinned,
         "pin_reason": (pin_reason or "pinned by the operator") if pinned else None,

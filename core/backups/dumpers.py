@@ -43,6 +43,7 @@ class Dumped:
     requires: dict[str, list[str]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    restore_hints: dict[str, Any] = field(default_factory=dict)
 
 
 def pg_server_major(target: Target) -> tuple[int, str]:
@@ -125,6 +126,7 @@ def _dump_postgresql(
                     tables = inspect.row_counts(conn, "postgresql")
                     heads = inspect.alembic_heads(conn, "postgresql")
                     requires = inspect.requirements(conn, "postgresql")
+                    sizes = inspect.pg_table_bytes(conn)
                 except BaseException:
                     abort.set()
                     with suppress(Exception):
@@ -139,6 +141,7 @@ def _dump_postgresql(
         heads,
         requires,
         warnings=warnings,
+        restore_hints={"table_bytes_by_oid": sizes},
     )
 
 

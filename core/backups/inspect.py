@@ -100,6 +100,20 @@ def row_counts(conn: Connection, dialect: str) -> dict[str, int]:
     return counts
 
 
+def pg_table_bytes(conn: Connection) -> dict[str, int]:
+    """Heap bytes of every table by OID, as pg_restore -l names them: how a
+    parallel restore shares out the work."""
+    rows = conn.execute(
+        sa.text(
+            "select c.oid::text, pg_relation_size(c.oid) from pg_class c "
+            "join pg_namespace n on n.oid = c.relnamespace where c.relkind = 'r' "
+            "and n.nspname not in ('pg_catalog', 'information_schema') "
+            "and n.nspname not like 'pg\\_toast%'"
+        )
+    ).all()
+    return {oid: int(size) for oid, size in rows}
+
+
 def _is_partition(conn: Connection, table: str) -> bool:
     schema, _, name = table.rpartition(".")
     return bool(

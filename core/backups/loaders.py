@@ -27,10 +27,11 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.pool import NullPool
 
-from core.backups import stream, tools
+from core.backups import pg_beside, stream, tools
 from core.backups.catalog import Backup
-from core.backups.inspect import compare_counts, qualified, quote
+from core.backups.inspect import compare_counts, qualified, quote, table_names
 from core.backups.stream import Progress, Stop, Tool
 from core.errors import Cancelled, DbrError
 from core.state import new_id
@@ -61,12 +62,14 @@ def load(
     progress: Progress | None = None,
     stop: Stop | None = None,
     log: Log | None = None,
+    beside: bool | None = None,
 ) -> dict[str, int] | None:
     """Restore backup into target; raises DbrError unless every tool succeeded.
 
-    Returns the row counts checked inside the restore's transaction (PostgreSQL),
+    Returns the row counts checked before the restore took effect (PostgreSQL),
     else None: then the caller counts afterwards. log hears, while a PostgreSQL
-    restore waits for a lock, which sessions hold it.
+    restore waits for a lock, which sessions hold it. beside picks the PostgreSQL
+    way (pg_beside, or in place in one transaction); None: beside where it can.
     """
     if backup.dialect != target.dialect:
         raise DbrError(
@@ -74,6 +77,19 @@ def load(
             f"{target.name} is {target.dialect}",
             hint="restore it into a database of the same kind",
         )
+    if backup.dialect == "postgresql":
+        if beside is None:
+            beside = not pg_beside.blockers(target, backup)
+        if beside:
+            return pg_beside.load(
+                target,
+                backup,
+                fence=lambda: _fence(target, log),
+                settings=RESTORE_SETTINGS,
+                progress=progress,
+                stop=stop,
+                log=log,
+            )
     digest = hashlib.sha256()
     chunks = stream.decompressed(
         backup.path, progress=progress, stop=stop, digest=digest
@@ -203,6 +219,49 @@ def _load_postgresql(
             runner.close()
 
 
+class _Held:
+    """A connection holding locks, and the engine made for it alone."""
+
+    def __init__(self, engine: sa.Engine, conn: sa.Connection) -> None:
+        self.engine, self.conn = engine, conn
+
+    def close(self) -> None:
+        try:
+            self.conn.close()
+        finally:
+            self.engine.dispose()
+
+
+def _fence(target: Target, log: Log | None) -> _Held:
+    """Lock every table of target against writes (reads go on) until the swap,
+    so that no write made during the restore is lost; names who it waits for."""
+    app = f"dbr restore {new_id()}"
+    engine = sa.create_engine(
+        target.url,
+        poolclass=NullPool,
+        connect_args={"application_name": app, "connect_timeout": 10},
+    )
+    conn = engine.connect()
+    watch = _LockWatch(target, app, log)
+    watch.start()
+    try:
+        conn.exec_driver_sql(f"set lock_timeout = {int(RESTORE_LOCK_TIMEOUT * 1000)}")
+        tables = [
+            qualified("postgresql", name) for name in table_names(conn, "postgresql")
+        ]
+        if tables:
+            conn.exec_driver_sql(f"lock table {', '.join(tables)} in exclusive mode")
+    except BaseException as exc:
+        conn.close()
+        engine.dispose()
+        if isinstance(exc, sa.exc.DBAPIError) and "lock timeout" in str(exc.orig):
+            raise _lock_timeout(target, watch.seen) from None
+        raise
+    finally:
+        watch.stop()
+    return _Held(engine, conn)
+
+
 class _LockWatch:
     """From a second connection, names the sessions the restore waits behind."""
 
@@ -297,16 +356,8 @@ def _check_digest(backup: Backup, digest: Any) -> None:
         )
 
 
-def replaced_schemas(backup: Backup) -> set[str]:
-    """The PostgreSQL schemas a restore drops whole and re-creates from the dump:
-    every table in them that the backup lacks is dropped with them."""
-    requires = backup.manifest.get("requires") or {}
-    schemas = set(requires.get("schemas") or ["public"])
-    return schemas | {t.split(".", 1)[0] for t in backup.tables if "." in t}
-
-
 def _clean_sql(backup: Backup, server_major: int) -> str:
-    schemas = replaced_schemas(backup)
+    schemas = pg_beside.replaced_schemas(backup)
     statements = ["set client_min_messages = warning"]
     for schema in sorted(schemas):
         statements.append(

@@ -10,7 +10,7 @@ from typing import Any
 import humanize
 import sqlalchemy as sa
 
-from core.backups import catalog, inspect, loaders
+from core.backups import catalog, inspect, loaders, pg_beside
 from core.backups.catalog import Backup
 from core.backups.create import STEP_SAFETY, safety_backup_step
 from core.backups.inspect import compare_counts
@@ -95,6 +95,7 @@ def build_plan(
     estimate: float | None,
     safety_estimate: float | None,
     into: bool,
+    in_place: bool = False,
 ) -> Plan:
     """The restore plan; preflight must have passed."""
     now_state = current_state(target)
@@ -157,6 +158,24 @@ def build_plan(
         )
     for note in backup.manifest.get("notes") or []:
         risks.append(Risk("backup_note", note))
+    beside = False
+    if target.dialect == "postgresql":
+        blocked = (
+            ["asked for (--in-place)"]
+            if in_place
+            else pg_beside.blockers(target, backup)
+        )
+        beside = not blocked
+        connected = pg_beside.sessions(target) if beside else []
+        if connected:
+            risks.append(
+                Risk(
+                    "sessions_ended",
+                    f"{len(connected)} other sessions are connected to "
+                    f"{target.database} now; any still there at the swap are "
+                    "ended: " + ", ".join(connected[:10]),
+                )
+            )
 
     def run(ctx: Context) -> dict[str, Any]:
         def progress(done: int) -> None:
@@ -173,8 +192,11 @@ def build_plan(
             progress=throttled(progress, backup.size),
             stop=ctx.cancelled,
             log=lambda text: ctx.log(text, Severity.WARNING),
+            beside=beside,
         )
         target.dispose()
+        if counts is not None:
+            ctx.results["row_counts"] = counts  # exact: the snapshot after uses them
         return {
             "backup_id": backup.id,
             "bytes": backup.size,
@@ -189,7 +211,7 @@ def build_plan(
         # PostgreSQL (psql -1) and SQLite (one backup step) are atomic.
         transactional=target.dialect != "mysql",
         estimate=estimate,
-        not_previewable=_how(target.dialect),
+        not_previewable=_how(target.dialect, beside),
         detail={"backup_id": backup.id, "bytes": backup.size},
     )
     plan = Plan(
@@ -234,9 +256,18 @@ def build_plan(
             },
         },
         explain_failure=lambda ctx, failed, exc: explain_failure(
-            ctx, failed, exc, target, into
+            ctx, failed, exc, target, into, beside
         ),
     )
+    if target.dialect == "postgresql":
+        plan.summary["method"] = (
+            "beside: restored into a new database with parallel pg_restore, "
+            "checked, then swapped in by renaming; writes wait meanwhile"
+            if beside
+            else "in place, in one transaction (not beside it and swapped in: "
+            + "; ".join(blocked)
+            + ")"
+        )
     if into:
         plan.summary["into"] = target.display_url
     if now_state["tables"]:
@@ -277,7 +308,7 @@ def _not_in_backup(
     elif dialect == "sqlite":
         dropped = extra
     else:
-        schemas = loaders.replaced_schemas(backup)
+        schemas = pg_beside.replaced_schemas(backup)
         dropped = [
             t
             for t in extra
@@ -295,7 +326,12 @@ def _why_dropped(dialect: str) -> str:
     return "the restore drops and re-creates its schema"
 
 
-def _how(dialect: str) -> str:
+def _how(dialect: str, beside: bool) -> str:
+    if beside:
+        return (
+            "pg_restore fills a new database beside it, which replaces it by "
+            "renaming once its row counts are right"
+        )
     return {
         "postgresql": "the backup's schemas are dropped and re-created from "
         "the dump by pg_restore and psql, in one transaction",
@@ -330,7 +366,12 @@ def _check_counts(ctx: Context, target: Target, backup: Backup) -> tuple[bool, s
 
 
 def explain_failure(
-    ctx: Context, step: Step, exc: BaseException, target: Target, into: bool
+    ctx: Context,
+    step: Step,
+    exc: BaseException,
+    target: Target,
+    into: bool,
+    beside: bool = False,
 ) -> dict[str, Any]:
     """What state the database is in, and how to get back."""
     safety = ctx.results.get("safety_backup_id")
@@ -341,7 +382,12 @@ def explain_failure(
             "how_to_get_back": "nothing to undo; fix the cause and plan the "
             "restore again",
         }
-    if target.dialect == "postgresql":
+    if beside:
+        state = (
+            "the restore went into a separate database, which was dropped "
+            f"before any swap: {target.name} should be as it was before the restore"
+        )
+    elif target.dialect == "postgresql":
         state = (
             f"the restore ran in one transaction, which was rolled back: "
             f"{target.name} should be as it was before the restore"

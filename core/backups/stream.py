@@ -7,6 +7,7 @@ checked, and a tool is killed, never left behind, when dbr stops early.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import logging
 import os
@@ -29,6 +30,7 @@ from core.secrets import redact
 log = logging.getLogger(__name__)
 
 CHUNK = 1 << 18
+PIPE_SIZE = 1 << 20
 LEVEL = 3
 # Lines a client prints on stderr that mean it failed, even when it exits 0.
 ERROR_RE = re.compile(r"^(.*\b(error|fatal|panic)\b.*)$", re.IGNORECASE | re.MULTILINE)
@@ -250,6 +252,9 @@ class Tool:
                 cause=str(exc),
                 hint="install the database's client tools",
             ) from None
+        for pipe in (self.process.stdin, self.process.stdout):
+            if pipe is not None:
+                _widen(pipe)
 
     def kill(self) -> None:
         if self.process.poll() is None:
@@ -273,6 +278,13 @@ class Tool:
     def close(self) -> None:
         self.kill()
         self._stderr.close()
+
+
+def _widen(pipe: IO[bytes]) -> None:
+    """A 1 MiB pipe instead of 64 KiB: a tenth of the wake-ups per byte, which
+    is most of what streaming a dump through a pipe costs (Linux only)."""
+    with suppress(OSError, AttributeError):
+        fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, PIPE_SIZE)
 
 
 def feed(tool: Tool, chunks: Iterator[bytes]) -> None:

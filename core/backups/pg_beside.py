@@ -1,0 +1,684 @@
+"""A PostgreSQL restore beside the live database, swapped in by renaming.
+
+pg_restore fills a new database on the same server: the pre-data section from the
+head of the dump, the table data by JOBS pg_restore processes that each read their
+own decompression of the backup and load their share of the tables, then the
+post-data section (indexes, constraints) by pg_restore -j from the dump's head. Its
+row counts are checked there while the live database keeps serving reads; writes
+wait behind a lock taken first, so none is lost. Only then are the two databases
+swapped by two renames in one transaction, and the old one is dropped. A failure
+before the swap drops the new database and leaves the live one as it was.
+
+The in-place restore (one transaction, no parallelism) remains for what this cannot
+do: see blockers().
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from contextlib import suppress
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from core.backups import stream, tools
+from core.backups.catalog import Backup
+from core.backups.inspect import compare_counts, quote, row_counts
+from core.backups.stream import Progress, Stop, Tool
+from core.config import TargetConfig
+from core.errors import Cancelled, DbrError
+from core.state import new_id
+from core.targets import Target
+
+log = logging.getLogger(__name__)
+
+JOBS = 2  # pg_restore processes loading data, and -j of the post-data section
+SWAP_TIMEOUT = 10.0  # seconds to wait for ended sessions to go before the swap
+# Settings whose value is a list: each element is quoted on its own.
+_LIST_SETTINGS = {"search_path", "temp_tablespaces", "local_preload_libraries",
+                  "session_preload_libraries"}  # fmt: skip
+Log = Callable[[str], None]
+
+
+def blockers(target: Target, backup: Backup) -> list[str]:
+    """Why target cannot be restored beside and swapped; [] when it can."""
+    found = []
+    with target.engine().connect() as conn:
+        facts = conn.execute(
+            sa.text(
+                "select current_setting('server_version_num')::int, r.rolsuper, "
+                "r.rolcreatedb, pg_get_userbyid(d.datdba) = current_user, "
+                "d.datistemplate from pg_database d, pg_roles r "
+                "where d.datname = current_database() and r.rolname = current_user"
+            )
+        ).one()
+        version, superuser, createdb, owner, template = facts
+        if version < 130000:
+            found.append("the server is older than PostgreSQL 13")
+        if not (superuser or (createdb and owner)):
+            found.append(
+                "the connecting role neither is a superuser nor owns the "
+                "database with CREATEDB"
+            )
+        if template:
+            found.append("the database is a template")
+        slots = conn.execute(
+            sa.text(
+                "select slot_name from pg_replication_slots "
+                "where database = current_database()"
+            )
+        ).scalars()
+        found += [f"logical replication slot {slot!r} is bound to it" for slot in slots]
+        if (
+            not superuser
+            and conn.execute(
+                sa.text(
+                    "select 1 from pg_db_role_setting s join pg_database d on "
+                    "d.oid = s.setdatabase where d.datname = current_database() "
+                    "and s.setrole <> 0"
+                )
+            ).first()
+        ):
+            found.append("it has per-role settings only a superuser can copy")
+        outside = sorted(set(_schemas(conn)) - replaced_schemas(backup))
+        if outside:
+            found.append(
+                "schemas outside the backup would be lost: " + ", ".join(outside)
+            )
+    return found
+
+
+def replaced_schemas(backup: Backup) -> set[str]:
+    """The PostgreSQL schemas a restore drops whole and re-creates from the dump:
+    every table in them that the backup lacks is dropped with them."""
+    requires = backup.manifest.get("requires") or {}
+    schemas = set(requires.get("schemas") or ["public"])
+    return schemas | {t.split(".", 1)[0] for t in backup.tables if "." in t}
+
+
+def _schemas(conn: Connection) -> list[str]:
+    return list(
+        conn.execute(
+            sa.text(
+                "select nspname from pg_namespace where nspname not in "
+                "('information_schema') and nspname not like 'pg\\_%'"
+            )
+        ).scalars()
+    )
+
+
+def sessions(target: Target) -> list[str]:
+    """Other sessions connected to target now: a swap ends them."""
+    with target.engine().connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "select pid, usename, application_name, state from pg_stat_activity "
+                "where datname = current_database() and pid <> pg_backend_pid() "
+                "and backend_type = 'client backend' order by pid"
+            )
+        ).all()
+    return [
+        f"pid {pid} ({user}, {state or 'idle'}" + (f", {app})" if app else ")")
+        for pid, user, app, state in rows
+    ]
+
+
+def sibling(target: Target, database: str) -> Target:
+    """The database named database on target's server, as the same role."""
+    url = target.url.set(database=database).render_as_string(hide_password=False)
+    return Target(TargetConfig(name=f"{target.name} ({database})", url=url))
+
+
+def load(
+    target: Target,
+    backup: Backup,
+    *,
+    fence: Callable[[], Any],
+    settings: str,
+    progress: Progress | None = None,
+    stop: Stop | None = None,
+    log: Log | None = None,
+) -> dict[str, int]:
+    """Restore backup beside target, check its row counts, swap it in.
+
+    fence() opens, on target, the transaction whose locks hold off writers until
+    the swap; it returns that connection. Returns the row counts of the database
+    swapped in.
+    """
+    say = log or (lambda text: None)
+    tag = new_id()
+    base = target.database.encode()[:40].decode(errors="ignore")
+    beside = sibling(target, f"{base}__dbr_new_{tag}")
+    maintenance = _maintenance(target)
+    server = _major(target)
+    reader = tools.pick_pg_tool("pg_restore", max(server, _written_by(backup))).path
+    with maintenance.engine().connect() as admin:
+        _clear_leftovers(admin, base)
+    holder = fence()
+    swapped = False
+    try:
+        with (
+            maintenance.engine()
+            .connect()
+            .execution_options(isolation_level="AUTOCOMMIT") as admin
+        ):
+            _create_like(admin, target.database, beside.database)
+        try:
+            with target.client_call() as call, tempfile.TemporaryDirectory() as work:
+                call.env["PGOPTIONS"] = " ".join(
+                    filter(None, (call.env.get("PGOPTIONS"), settings))
+                )
+                call.env["PGDATABASE"] = beside.database
+                counts = _restore(
+                    reader, call.env, backup, beside, Path(work), progress, stop, say
+                )
+            differences = compare_counts(backup.tables, counts)
+            if differences:
+                raise DbrError(
+                    "the restored row counts differ from the manifest's, so the "
+                    f"restored database was dropped and {target.name} left as it was",
+                    cause="; ".join(differences[:10]),
+                )
+            if stop is not None and stop():
+                raise Cancelled("restore cancelled before the swap")
+            beside.dispose()
+            target.dispose()  # our own pooled sessions would only be ended
+            say(f"swapping the restored database in for {target.database}")
+            with maintenance.engine().connect() as admin:
+                _swap(admin, target, beside.database, holder, f"{base}__dbr_old_{tag}")
+            swapped = True
+            return counts
+        finally:
+            beside.dispose()
+            if not swapped:
+                with (
+                    maintenance.engine()
+                    .connect()
+                    .execution_options(isolation_level="AUTOCOMMIT") as admin
+                ):
+                    _drop(admin, beside.database)
+    finally:
+        with suppress(Exception):
+            holder.close()
+        maintenance.dispose()
+        target.dispose()
+
+
+def _restore(
+    reader: str,
+    env: dict[str, str],
+    backup: Backup,
+    beside: Target,
+    work: Path,
+    progress: Progress | None,
+    stop: Stop | None,
+    say: Log,
+) -> dict[str, int]:
+    connect = f"--dbname={_conninfo(beside.database)}"
+    common = ["--exit-on-error", "--no-password", connect]
+    head = work / "head.dump"
+    _pre_data(reader, env, backup, common, head, stop)
+    shares, last = _work_lists(reader, env, head, backup)
+    say(f"loading table data with {len(shares)} pg_restore processes")
+    loaders = []
+    for number, lines in enumerate(shares):
+        chosen = work / f"part-{number}.list"
+        chosen.write_text("\n".join(lines) + "\n")
+        loaders.append(
+            Tool(
+                f"pg_restore (data, part {number + 1} of {len(shares)})",
+                [
+                    reader,
+                    "--section=data",
+                    "--section=post-data",
+                    f"--use-list={chosen}",
+                    *common,
+                ],  # fmt: skip
+                env,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+            )
+        )
+    try:
+        _feed_all(loaders, backup, progress, stop)
+        for loader in loaders:
+            loader.finish()
+    finally:
+        for loader in loaders:
+            loader.close()
+    say("data loaded; building the remaining indexes and constraints")
+    final = work / "last.list"
+    final.write_text("\n".join(last) + "\n")
+    post = Tool(
+        "pg_restore (constraints)",
+        [
+            reader,
+            "--section=post-data",
+            f"--jobs={JOBS}",
+            f"--use-list={final}",
+            *common,
+            str(head),
+        ],  # fmt: skip
+        env,
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        # The data is all in: counting overlaps with the last constraints.
+        # Autocommit: each count lets go of its table at once.
+        with (
+            beside.engine()
+            .connect()
+            .execution_options(isolation_level="AUTOCOMMIT") as conn
+        ):
+            counts = row_counts(conn, "postgresql")
+        while post.process.poll() is None:
+            if stop is not None and stop():
+                raise Cancelled("restore cancelled while building constraints")
+            time.sleep(0.05)
+        post.finish()
+    finally:
+        post.close()
+    return counts
+
+
+def _work_lists(
+    reader: str, env: dict[str, str], head: Path, backup: Backup
+) -> tuple[list[list[str]], list[str]]:
+    """Share the table data among JOBS loaders by size; each loader then builds
+    the indexes and keys of its own tables. The rest of the post-data section
+    (foreign keys, triggers, partitioned indexes...) is returned apart."""
+
+    def listed(*options: str) -> list[str]:
+        done = subprocess.run(
+            [reader, "--list", *options, str(head)],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        stream.check_tool("pg_restore --list", done.returncode, done.stderr)
+        return [
+            line
+            for line in done.stdout.splitlines()
+            if line.strip() and not line.startswith(";")
+        ]
+
+    everything = listed()
+    order = {_dump_id(line): number for number, line in enumerate(everything)}
+    table_oid = {
+        _dump_id(line): line.split()[2]
+        for line in everything
+        if line.split()[3:4] == ["TABLE"] and line.split()[4:5] != ["DATA"]
+    }
+    sizes = (backup.manifest.get("restore_hints") or {}).get("table_bytes_by_oid", {})
+    job_of_oid: dict[str, int] = {}
+    loads = [0] * JOBS
+    shares: list[list[str]] = [[] for _ in range(JOBS)]
+    data = listed("--section=data")
+    tables = [line for line in data if " TABLE DATA " in line]
+    for line in sorted(tables, key=lambda line: -int(sizes.get(line.split()[2], 1))):
+        job = loads.index(min(loads))
+        loads[job] += int(sizes.get(line.split()[2], 1)) + 1
+        job_of_oid[line.split()[2]] = job
+        shares[job].append(line)
+    shares[0] += [line for line in data if " TABLE DATA " not in line]
+    depends = _post_data_dependencies(reader, env, head)
+    last = []
+    for line in listed("--section=post-data"):
+        kind = line.split()[3]
+        jobs = {
+            job_of_oid.get(table_oid[dep], -1)
+            for dep in depends.get(_dump_id(line), ())
+            if dep in table_oid
+        }
+        if kind in ("INDEX", "CONSTRAINT") and len(jobs) == 1 and -1 not in jobs:
+            shares[jobs.pop()].append(line)
+        else:
+            last.append(line)
+    for share in shares:
+        share.sort(key=lambda line: order[_dump_id(line)])  # a stream goes forward
+    return [share for job, share in enumerate(shares) if job == 0 or share], last
+
+
+def _post_data_dependencies(
+    reader: str, env: dict[str, str], head: Path
+) -> dict[int, set[int]]:
+    """Which entries each post-data entry depends on, from pg_restore's verbose
+    script of that section."""
+    done = subprocess.run(
+        [reader, "--verbose", "--section=post-data", "--file=-", str(head)],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    stream.check_tool(
+        "pg_restore --verbose", done.returncode, done.stderr, errors_fatal=False
+    )
+    found: dict[int, set[int]] = {}
+    for block in done.stdout.split("\n-- TOC entry ")[1:]:
+        number = int(block.split(" ", 1)[0])
+        listed = re.search(r"^-- Dependencies: ([\d ]+)$", block, re.MULTILINE)
+        found[number] = {int(d) for d in listed.group(1).split()} if listed else set()
+    return found
+
+
+def _dump_id(line: str) -> int:
+    return int(line.split(";", 1)[0])
+
+
+def _pre_data(
+    reader: str,
+    env: dict[str, str],
+    backup: Backup,
+    common: list[str],
+    head: Path,
+    stop: Stop | None,
+) -> None:
+    """Create the schema from the dump's head; keep that head (its table of
+    contents) for listing and for the post-data section."""
+    tool = Tool(
+        "pg_restore (schema)",
+        [reader, "--section=pre-data", *common],
+        env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        with open(head, "wb") as kept:
+            stdin = tool.process.stdin
+            assert stdin is not None
+            try:
+                for chunk in stream.decompressed(backup.path, stop=stop):
+                    kept.write(chunk)
+                    stdin.write(chunk)
+            except BrokenPipeError:
+                pass  # it has read all it needs: the table of contents
+        tool.finish()
+    finally:
+        tool.close()
+
+
+def _feed_all(
+    loaders: list[Tool], backup: Backup, progress: Progress | None, stop: Stop | None
+) -> None:
+    """Give each loader its own decompression of the backup, in parallel; each
+    pass also hashes the whole file, which must match the manifest."""
+    failures: list[BaseException] = []
+
+    def feed(loader: Tool, report: Progress | None) -> None:
+        digest = hashlib.sha256()
+        read = [0]
+
+        def seen(done: int) -> None:
+            read[0] = done
+            if report is not None:
+                report(done)
+
+        chunks = stream.decompressed(
+            backup.path, progress=seen, stop=stop, digest=digest
+        )
+        try:
+            stream.feed(loader, chunks)
+            chunks.close()
+            _hash_rest(backup.path, digest, read[0])
+            if digest.hexdigest() != backup.sha256:
+                raise DbrError(
+                    f"backup {backup.id} changed while it was restored",
+                    cause="its SHA-256 no longer matches the manifest",
+                    hint=f"verify it with `dbr backups verify {backup.id}`",
+                )
+        except BaseException as exc:
+            failures.append(exc)
+            for other in loaders:
+                other.kill()  # one failure stops them all
+
+    threads = [
+        threading.Thread(target=feed, args=(loader, None), daemon=True)
+        for loader in loaders[1:]
+    ]
+    for thread in threads:
+        thread.start()
+    feed(loaders[0], progress)
+    for thread in threads:
+        thread.join()
+    if failures:
+        # A killed loader's own error says less than what killed it.
+        raise next((f for f in failures if not isinstance(f, BrokenPipeError)),
+                   failures[0])  # fmt: skip
+
+
+def _hash_rest(path: Path, digest: Any, offset: int) -> None:
+    """Finish the SHA-256 of path from offset, where its reader stopped early."""
+    with open(path, "rb") as handle:
+        handle.seek(offset)
+        while block := handle.read(stream.CHUNK * 4):
+            digest.update(block)
+
+
+def _conninfo(database: str) -> str:
+    escaped = database.replace("\\", "\\\\").replace("'", "\\'")
+    return f"dbname='{escaped}'"
+
+
+def _maintenance(target: Target) -> Target:
+    """A database to run CREATE, RENAME and DROP DATABASE from: neither target nor
+    the new one can be renamed from inside."""
+    for name in ("postgres", "template1"):
+        candidate = sibling(target, name)
+        try:
+            with candidate.engine().connect():
+                return candidate
+        except sa.exc.DBAPIError:
+            candidate.dispose()
+    raise DbrError(
+        f"cannot connect to the postgres or template1 database of {target.host}",
+        hint="a restore swaps databases from there; allow the role to connect",
+    )
+
+
+def _major(target: Target) -> int:
+    with target.engine().connect() as conn:
+        number = conn.execute(sa.text("show server_version_num")).scalar_one()
+    return int(number) // 10000
+
+
+def _written_by(backup: Backup) -> int:
+    found = re.search(r"\)\s*(\d+)", backup.manifest.get("client_version") or "")
+    return int(found.group(1)) if found else 0
+
+
+def _clear_leftovers(admin: Connection, base: str) -> None:
+    """Drop new databases an interrupted restore of this target left behind; the
+    caller holds the target's lock, so no restore of it is running."""
+    pattern = base.replace("\\", "\\\\").replace("_", "\\_").replace("%", "\\%")
+    names = admin.execute(
+        sa.text("select datname from pg_database where datname like :p"),
+        {"p": pattern + "\\_\\_dbr\\_new\\_%"},
+    ).scalars()
+    admin.commit()
+    for name in list(names):
+        log.warning("dropping %s, left by an interrupted restore", name)
+        with admin.engine.connect().execution_options(
+            isolation_level="AUTOCOMMIT"
+        ) as conn:
+            _drop(conn, name)
+
+
+def _create_like(admin: Connection, model: str, name: str) -> None:
+    """Create database name with model's encoding, locale, owner, tablespace,
+    connection limit, privileges, settings and comment."""
+    row = admin.execute(
+        sa.text(
+            "select d.oid, to_jsonb(d) as d, pg_get_userbyid(d.datdba) as owner, "
+            "pg_encoding_to_char(d.encoding) as encoding, t.spcname, "
+            "shobj_description(d.oid, 'pg_database') as comment from pg_database d "
+            "join pg_tablespace t on t.oid = d.dattablespace where d.datname = :n"
+        ),
+        {"n": model},
+    ).one()
+    facts = row.d
+    options = [
+        "template template0",
+        f"owner {_ident(row.owner)}",
+        f"encoding {_literal(row.encoding)}",
+        f"lc_collate {_literal(facts['datcollate'])}",
+        f"lc_ctype {_literal(facts['datctype'])}",
+        f"tablespace {_ident(row.spcname)}",
+        f"connection limit {int(facts['datconnlimit'])}",
+    ]
+    if facts.get("datlocprovider") == "i":
+        icu = facts.get("daticulocale") or facts.get("datlocale")
+        options += ["locale_provider icu", f"icu_locale {_literal(icu)}"]
+    admin.exec_driver_sql(f"create database {_ident(name)} with " + " ".join(options))
+    statements = _acl(admin, row.oid, name)
+    for role, entry in admin.execute(
+        sa.text(
+            "select setrole, unnest(setconfig) from pg_db_role_setting "
+            "where setdatabase = :oid"
+        ),
+        {"oid": row.oid},
+    ).all():
+        statements.append(_setting(admin, name, role, entry))
+    if row.comment is not None:
+        statements.append(
+            f"comment on database {_ident(name)} is {_literal(row.comment)}"
+        )
+    for statement in statements:
+        admin.exec_driver_sql(statement)
+
+
+def _acl(admin: Connection, oid: int, name: str) -> list[str]:
+    rows = admin.execute(
+        sa.text(
+            "select case a.grantee when 0 then 'public' else "
+            "quote_ident(pg_get_userbyid(a.grantee)) end, a.privilege_type, "
+            "a.is_grantable, quote_ident(pg_get_userbyid(d.datdba)) "
+            "from pg_database d, aclexplode(d.datacl) a where d.oid = :oid"
+        ),
+        {"oid": oid},
+    ).all()
+    if not rows:
+        return []  # the default privileges, as a new database has
+    database = _ident(name)
+    statements = [
+        f"revoke all on database {database} from public",
+        f"revoke all on database {database} from {rows[0][3]}",
+    ]
+    for grantee, privilege, grantable, _ in rows:
+        statements.append(
+            f"grant {privilege} on database {database} to {grantee}"
+            + (" with grant option" if grantable else "")
+        )
+    return statements
+
+
+def _setting(admin: Connection, name: str, role: int, entry: str) -> str:
+    key, _, value = entry.partition("=")
+    if key in _LIST_SETTINGS:
+        values = ", ".join(
+            _literal(item.strip().strip('"')) for item in _split_list(value)
+        )
+    else:
+        values = _literal(value)
+    if role == 0:
+        return f"alter database {_ident(name)} set {_ident(key)} to {values}"
+    who = admin.execute(
+        sa.text("select quote_ident(rolname) from pg_roles where oid = :r"),
+        {"r": role},
+    ).scalar_one()
+    return f"alter role {who} in database {_ident(name)} set {_ident(key)} to {values}"
+
+
+def _split_list(value: str) -> list[str]:
+    items, current, quoted = [], "", False
+    for char in value:
+        if char == '"':
+            quoted = not quoted
+        if char == "," and not quoted:
+            items.append(current)
+            current = ""
+        else:
+            current += char
+    items.append(current)
+    return [item for item in items if item.strip()]
+
+
+def _swap(admin: Connection, target: Target, new: str, holder: Any, old: str) -> None:
+    """Turn new into target's database: no more connections to the old one, its
+    sessions ended, two renames in one transaction, the old one dropped."""
+    live = target.database
+    admin.exec_driver_sql(f"alter database {_ident(live)} allow_connections false")
+    admin.commit()
+    try:
+        holder.close()  # our lock holder goes last: nobody can write now
+        _end_sessions(admin, live)
+        admin.exec_driver_sql(f"alter database {_ident(live)} rename to {_ident(old)}")
+        admin.exec_driver_sql(f"alter database {_ident(new)} rename to {_ident(live)}")
+        admin.commit()
+    except BaseException:
+        admin.rollback()
+        with suppress(sa.exc.DBAPIError):
+            admin.exec_driver_sql(
+                f"alter database {_ident(live)} allow_connections true"
+            )
+            admin.commit()
+        raise
+    with admin.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        _drop(conn, old)
+
+
+def _end_sessions(admin: Connection, database: str) -> None:
+    """End every other session on database; raise naming those that stay."""
+    deadline = time.monotonic() + SWAP_TIMEOUT
+    while True:
+        admin.execute(sa.text("select pg_stat_clear_snapshot()"))
+        left = admin.execute(
+            sa.text(
+                "select pid, usename from pg_stat_activity where datname = :d "
+                "and pid <> pg_backend_pid()"
+            ),
+            {"d": database},
+        ).all()
+        if not left:
+            return
+        for pid, _ in left:
+            try:
+                with admin.begin_nested():
+                    admin.execute(
+                        sa.text("select pg_terminate_backend(:p)"), {"p": pid}
+                    )
+            except sa.exc.DBAPIError:
+                pass  # not ours to end: named below if it stays
+        if time.monotonic() > deadline:
+            who = ", ".join(f"pid {pid} ({user})" for pid, user in left)
+            raise DbrError(
+                f"sessions on {database} could not be ended for the swap; "
+                "nothing was changed",
+                cause=f"still connected: {who}",
+                hint="end them (pg_terminate_backend needs the right role), "
+                "then restore again",
+            )
+        time.sleep(0.02)
+
+
+def _drop(admin: Connection, name: str) -> None:
+    try:
+        admin.exec_driver_sql(f"drop database if exists {_ident(name)} with (force)")
+    except sa.exc.DBAPIError as exc:
+        log.warning("cannot drop %s: %s", name, exc.orig)
+
+
+def _ident(name: str) -> str:
+    return quote("postgresql", name)
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
