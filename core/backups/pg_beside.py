@@ -22,8 +22,8 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable
-from contextlib import suppress
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -166,51 +166,47 @@ def load(
     holder = fence()
     swapped = False
     try:
-        with (
-            maintenance.engine()
-            .connect()
-            .execution_options(isolation_level="AUTOCOMMIT") as admin
-        ):
-            _create_like(admin, target.database, beside.database)
-        try:
-            with target.client_call() as call, tempfile.TemporaryDirectory() as work:
-                call.env["PGOPTIONS"] = " ".join(
-                    filter(None, (call.env.get("PGOPTIONS"), settings))
-                )
-                call.env["PGDATABASE"] = beside.database
-                counts = _restore(
-                    reader, call.env, backup, beside, Path(work), progress, stop, say
-                )
-            differences = compare_counts(backup.tables, counts)
-            if differences:
-                raise DbrError(
-                    "the restored row counts differ from the manifest's, so the "
-                    f"restored database was dropped and {target.name} left as it was",
-                    cause="; ".join(differences[:10]),
-                )
-            if stop is not None and stop():
-                raise Cancelled("restore cancelled before the swap")
-            beside.dispose()
-            target.dispose()  # our own pooled sessions would only be ended
-            say(f"swapping the restored database in for {target.database}")
-            with maintenance.engine().connect() as admin:
-                _swap(admin, target, beside.database, holder, f"{base}__dbr_old_{tag}")
-            swapped = True
-            return counts
-        finally:
-            beside.dispose()
-            if not swapped:
-                with (
-                    maintenance.engine()
-                    .connect()
-                    .execution_options(isolation_level="AUTOCOMMIT") as admin
-                ):
-                    _drop(admin, beside.database)
+        with _autocommit(maintenance) as admin:
+            _create_like(admin, target, beside.database)
+        with target.client_call() as call, tempfile.TemporaryDirectory() as work:
+            call.env["PGOPTIONS"] = " ".join(
+                filter(None, (call.env.get("PGOPTIONS"), settings))
+            )
+            call.env["PGDATABASE"] = beside.database
+            counts = _restore(
+                reader, call.env, backup, beside, Path(work), progress, stop, say
+            )
+        differences = compare_counts(backup.tables, counts)
+        if differences:
+            raise DbrError(
+                "the restored row counts differ from the manifest's, so the "
+                f"restored database was dropped and {target.name} left as it was",
+                cause="; ".join(differences[:10]),
+            )
+        if stop is not None and stop():
+            raise Cancelled("restore cancelled before the swap")
+        beside.dispose()
+        target.dispose()  # our own pooled sessions would only be ended
+        say(f"swapping the restored database in for {target.database}")
+        with maintenance.engine().connect() as admin:
+            _swap(admin, target, beside.database, holder, f"{base}__dbr_old_{tag}")
+        swapped = True
+        return counts
     finally:
+        beside.dispose()
         with suppress(Exception):
             holder.close()
+        if not swapped:
+            with _autocommit(maintenance) as admin:
+                _drop(admin, beside.database)
         maintenance.dispose()
         target.dispose()
+
+
+@contextmanager
+def _autocommit(on: Target) -> Iterator[Connection]:
+    with on.engine().connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        yield conn
 
 
 def _restore(
@@ -512,9 +508,21 @@ def _clear_leftovers(admin: Connection, base: str) -> None:
             _drop(conn, name)
 
 
-def _create_like(admin: Connection, model: str, name: str) -> None:
-    """Create database name with model's encoding, locale, owner, tablespace,
-    connection limit, privileges, settings and comment."""
+def _create_like(admin: Connection, target: Target, name: str) -> None:
+    """Create database name with the target's encoding, locale, owner,
+    tablespace, connection limit, privileges, settings and comment."""
+    try:
+        _copy_database(admin, target.database, name)
+    except sa.exc.DBAPIError as exc:
+        raise DbrError(
+            f"cannot create the database the restore of {target.name} goes "
+            "into; nothing was changed",
+            cause=str(exc.orig).strip().splitlines()[0],
+            hint="grant what it names, or restore with --in-place",
+        ) from None
+
+
+def _copy_database(admin: Connection, model: str, name: str) -> None:
     row = admin.execute(
         sa.text(
             "select d.oid, to_jsonb(d) as d, pg_get_userbyid(d.datdba) as owner, "
@@ -531,9 +539,10 @@ def _create_like(admin: Connection, model: str, name: str) -> None:
         f"encoding {_literal(row.encoding)}",
         f"lc_collate {_literal(facts['datcollate'])}",
         f"lc_ctype {_literal(facts['datctype'])}",
-        f"tablespace {_ident(row.spcname)}",
         f"connection limit {int(facts['datconnlimit'])}",
     ]
+    if row.spcname != "pg_default":  # naming it needs CREATE on it
+        options.append(f"tablespace {_ident(row.spcname)}")
     if facts.get("datlocprovider") == "i":
         icu = facts.get("daticulocale") or facts.get("datlocale")
         options += ["locale_provider icu", f"icu_locale {_literal(icu)}"]

@@ -1,0 +1,228 @@
+"""A PostgreSQL restore beside the database, swapped in by renaming (real server):
+what the database carries besides its tables survives the swap, connected sessions
+are named first and ended at the swap, a role that cannot swap restores in place
+and the plan says why, and what an interrupted restore left is cleared."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from core import backups
+from core.backups import pg_beside
+from tests.backups_helpers import workspace
+from tests.conftest import PG_ADMIN, unique_name
+
+
+def _admin() -> sa.Engine:
+    return sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+
+
+def _facts(database: str) -> dict:
+    """What a swap must carry over, as the catalog shows it."""
+    with _admin().connect() as conn:
+        row = conn.execute(
+            sa.text(
+                "select d.oid, pg_get_userbyid(d.datdba), d.datconnlimit, "
+                "shobj_description(d.oid, 'pg_database'), "
+                "(select array_agg(a::text order by a::text) "
+                " from unnest(d.datacl) a), "
+                "(select array_agg(c order by c) from pg_db_role_setting s, "
+                " unnest(s.setconfig) c where s.setdatabase = d.oid) "
+                "from pg_database d where d.datname = :n"
+            ),
+            {"n": database},
+        ).one()
+    oid, *rest = row
+    return {"oid": oid, "carried": rest}
+
+
+def _leftovers(database: str) -> list[str]:
+    with _admin().connect() as conn:
+        return list(
+            conn.execute(
+                sa.text(
+                    "select datname from pg_database where position(:p in datname) = 1"
+                ),
+                {"p": database + "__dbr_"},
+            ).scalars()
+        )
+
+
+def _items(tmp_path: Path, url: str, name: str = "shop"):
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("create table items (id int primary key, label text)"))
+        conn.execute(
+            sa.text(
+                "insert into items select g, 'item ' || g from generate_series(1, 300) g"
+            )
+        )
+    engine.dispose()
+    ws = workspace(tmp_path, url, name)
+    return ws, backups.create_backup(ws, name)
+
+
+def _count(url: str) -> int:
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("select count(*) from items")).scalar_one()
+    engine.dispose()
+    return rows
+
+
+def test_privileges_settings_and_comment_of_the_database_survive_the_swap(
+    tmp_path: Path, pg_url: str
+) -> None:
+    database = sa.engine.make_url(pg_url).database
+    role = unique_name("dbr_reader")
+    with _admin().connect() as conn:
+        conn.execute(sa.text(f'create role "{role}" login'))
+        for statement in (
+            "revoke connect, temporary on database {db} from public",
+            'grant connect on database {db} to "{role}"',
+            "alter database {db} set search_path = \"$user\", public, 'odd, name'",
+            "alter database {db} set work_mem = '7MB'",
+            f"alter role \"{role}\" in database {{db}} set statement_timeout = '5s'",
+            "comment on database {db} is 'the shop''s data'",
+            "alter database {db} connection limit 40",
+        ):
+            conn.execute(sa.text(statement.format(db=f'"{database}"', role=role)))
+    try:
+        ws, backup = _items(tmp_path, pg_url)
+        before = _facts(database)
+        engine = sa.create_engine(pg_url)
+        with engine.begin() as conn:
+            conn.execute(sa.text("delete from items where id > 100"))
+        engine.dispose()
+
+        plan = backups.plan_restore(ws, backup.id)
+        assert plan.summary["method"].startswith("beside")
+        outcome = ws.executor.run(
+            plan, backups.restore_target(ws, plan), confirmed=True
+        )
+        assert outcome.ok, outcome.error
+        after = _facts(database)
+        assert after["oid"] != before["oid"]  # another database now has the name
+        assert after["carried"] == before["carried"]
+        assert _count(pg_url) == 300
+        assert not _leftovers(database)
+        ws.close()
+    finally:
+        with _admin().connect() as conn:
+            conn.execute(sa.text(f'drop owned by "{role}"'))
+            conn.execute(sa.text(f'revoke all on database "{database}" from "{role}"'))
+            conn.execute(
+                sa.text(f'alter role "{role}" in database "{database}" reset all')
+            )
+            conn.execute(sa.text(f'drop role "{role}"'))
+
+
+def test_connected_sessions_are_named_in_the_plan_and_ended_at_the_swap(
+    tmp_path: Path, pg_url: str
+) -> None:
+    ws, backup = _items(tmp_path, pg_url)
+    engine = sa.create_engine(pg_url, poolclass=sa.pool.NullPool)
+    idle = engine.connect()
+    pid = idle.execute(sa.text("select pg_backend_pid()")).scalar_one()
+    idle.commit()
+    try:
+        plan = backups.plan_restore(ws, backup.id)
+        named = [r for r in plan.risks if r.kind == "sessions_ended"]
+        assert named and f"pid {pid} (postgres, idle" in named[0].message
+        outcome = ws.executor.run(
+            plan, backups.restore_target(ws, plan), confirmed=True
+        )
+        assert outcome.ok, outcome.error
+        with pytest.raises(sa.exc.DBAPIError):
+            idle.execute(sa.text("select 1"))
+    finally:
+        idle.invalidate()
+        engine.dispose()
+    assert _count(pg_url) == 300
+    ws.close()
+
+
+def test_a_role_that_cannot_create_databases_restores_in_place_and_is_told_why(
+    tmp_path: Path, pg_url: str
+) -> None:
+    url = sa.engine.make_url(pg_url)
+    role = unique_name("dbr_owner")
+    with _admin().connect() as conn:
+        conn.execute(sa.text(f'create role "{role}" login'))
+        conn.execute(sa.text(f'alter database "{url.database}" owner to "{role}"'))
+    as_owner = url.set(username=role).render_as_string(hide_password=False)
+    try:
+        ws, backup = _items(tmp_path, as_owner)
+        plan = backups.plan_restore(ws, backup.id)
+        assert plan.summary["method"].startswith("in place")
+        assert (
+            "neither is a superuser nor owns the database with CREATEDB"
+            in (plan.summary["method"])
+        )
+        assert ws.executor.run(
+            plan, backups.restore_target(ws, plan), confirmed=True
+        ).ok
+
+        # Given CREATEDB, the owner restores beside and swaps, as a superuser would.
+        with _admin().connect() as conn:
+            conn.execute(sa.text(f'alter role "{role}" createdb'))
+        engine = sa.create_engine(as_owner)
+        with engine.begin() as conn:
+            conn.execute(sa.text("delete from items"))
+        engine.dispose()
+        plan = backups.plan_restore(ws, backup.id)
+        assert plan.summary["method"].startswith("beside")
+        outcome = ws.executor.run(
+            plan, backups.restore_target(ws, plan), confirmed=True
+        )
+        assert outcome.ok, outcome.error
+        assert _count(pg_url) == 300
+        assert _facts(url.database)["carried"][0] == role  # still its owner
+        ws.close()
+    finally:
+        with _admin().connect() as conn:
+            conn.execute(sa.text(f'alter database "{url.database}" owner to postgres'))
+        inside = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT")
+        with inside.connect() as conn:  # its table lives in the test's database
+            conn.execute(sa.text(f'drop owned by "{role}" cascade'))
+        inside.dispose()
+        with _admin().connect() as conn:
+            conn.execute(sa.text(f'drop role "{role}"'))
+
+
+def test_what_an_interrupted_restore_left_is_dropped_by_the_next(
+    tmp_path: Path, pg_url: str
+) -> None:
+    database = sa.engine.make_url(pg_url).database
+    ws, backup = _items(tmp_path, pg_url)
+    with _admin().connect() as conn:
+        conn.execute(sa.text(f'create database "{database}__dbr_new_0123456789ab"'))
+    assert _leftovers(database)
+    plan = backups.plan_restore(ws, backup.id)
+    assert ws.executor.run(plan, backups.restore_target(ws, plan), confirmed=True).ok
+    assert not _leftovers(database)
+    ws.close()
+
+
+def test_a_schema_the_backup_lacks_keeps_the_restore_in_place(
+    tmp_path: Path, pg_url: str
+) -> None:
+    ws, backup = _items(tmp_path, pg_url)
+    engine = sa.create_engine(pg_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("create schema reports"))
+        conn.execute(sa.text("create table reports.daily (day date)"))
+    engine.dispose()
+    target = ws.target("shop")
+    assert pg_beside.blockers(target, backup) == [
+        "schemas outside the backup would be lost: reports"
+    ]
+    plan = backups.plan_restore(ws, backup.id)
+    assert plan.summary["method"].startswith("in place")
+    assert ws.executor.run(plan, target, confirmed=True).ok
+    with target.engine().connect() as conn:  # left as it was
+        assert conn.execute(sa.text("select count(*) from reports.daily")).scalar() == 0
+    ws.close()
