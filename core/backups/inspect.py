@@ -88,16 +88,59 @@ def qualified(dialect: str, table: str) -> str:
     return quote(dialect, table)
 
 
-def row_counts(conn: Connection, dialect: str) -> dict[str, int]:
-    """Exact row counts per table (count(*), not the planner's estimate)."""
-    counts = {}
+def row_counts(
+    conn: Connection, dialect: str, *, partitions: bool = False
+) -> dict[str, int]:
+    """Exact row counts per table (count(*), not the planner's estimate).
+
+    A partitioned table's count is the sum of its partitions', each counted
+    once; the partitions themselves are listed too when partitions is true.
+    """
+    if dialect != "postgresql":
+        return {
+            table: conn.execute(
+                sa.text(f"select count(*) from {qualified(dialect, table)}")
+            ).scalar_one()
+            for table in table_names(conn, dialect)
+        }
+    tree, inside = _pg_partitions(conn)
+    counts: dict[str, int] = {}
     for table in table_names(conn, dialect):
-        if dialect == "postgresql" and _is_partition(conn, table):
-            continue  # counted through its parent; listing both would count twice
+        if table in tree:
+            continue
         counts[table] = conn.execute(
             sa.text(f"select count(*) from {qualified(dialect, table)}")
         ).scalar_one()
+    for parent, leaves in tree.items():
+        counts[parent] = sum(counts.get(leaf, 0) for leaf in leaves)
+    if not partitions:
+        counts = {table: rows for table, rows in counts.items() if table not in inside}
     return counts
+
+
+def _pg_partitions(conn: Connection) -> tuple[dict[str, list[str]], set[str]]:
+    """Each partitioned table's leaf partitions, and every table that is a
+    partition (sub-partitioned ones too), named as table_names() does."""
+    rows = conn.execute(
+        sa.text(
+            "select pn.nspname, p.relname, ln.nspname, l.relname, p.relispartition "
+            "from pg_class p join pg_namespace pn on pn.oid = p.relnamespace "
+            "cross join lateral pg_partition_tree(p.oid) t "
+            "join pg_class l on l.oid = t.relid "
+            "join pg_namespace ln on ln.oid = l.relnamespace "
+            "where p.relkind = 'p' and t.isleaf"
+        )
+    ).all()
+    tree: dict[str, list[str]] = {}
+    inside: set[str] = set()
+    for parent_schema, parent, schema, leaf, nested in rows:
+        key = parent if parent_schema == "public" else f"{parent_schema}.{parent}"
+        name = leaf if schema == "public" else f"{schema}.{leaf}"
+        tree.setdefault(key, []).append(name)
+        inside.add(name)
+        if nested:
+            inside.add(key)
+    return tree, inside
 
 
 def pg_table_bytes(conn: Connection) -> dict[str, int]:
@@ -112,19 +155,6 @@ def pg_table_bytes(conn: Connection) -> dict[str, int]:
         )
     ).all()
     return {oid: int(size) for oid, size in rows}
-
-
-def _is_partition(conn: Connection, table: str) -> bool:
-    schema, _, name = table.rpartition(".")
-    return bool(
-        conn.execute(
-            sa.text(
-                "select c.relispartition from pg_class c join pg_namespace n on "
-                "n.oid = c.relnamespace where n.nspname = :s and c.relname = :n"
-            ),
-            {"s": schema or "public", "n": name},
-        ).scalar()
-    )
 
 
 def alembic_heads(conn: Connection, dialect: str) -> list[str]:

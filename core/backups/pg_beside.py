@@ -275,7 +275,7 @@ def _restore(
             .connect()
             .execution_options(isolation_level="AUTOCOMMIT") as conn
         ):
-            counts = row_counts(conn, "postgresql")
+            counts = row_counts(conn, "postgresql", partitions=True)
         while post.process.poll() is None:
             if stop is not None and stop():
                 raise Cancelled("restore cancelled while building constraints")
