@@ -9,6 +9,9 @@ replicated), then times in one run:
   pg_restore -d DB F (default -Fc file)          into a fresh database
   dbr backups restore ID --into DB               into a fresh database
 
+Each restore starts after a CHECKPOINT, so that neither pays for the other's
+writes; --repeat N alternates them N times and compares medians.
+
 Floors: create <= 0.3x (a) and <= 1.1x (b); peak memory < 100 MB;
 restore <= 0.8x pg_restore. Not part of the test suite: it takes minutes.
 
@@ -22,6 +25,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -128,8 +132,12 @@ def timed(args: list[str], env: dict[str, str] | None = None) -> tuple[float, in
 
 
 def fresh(database: str) -> None:
+    """An empty database, after a checkpoint: neither restore pays for the
+    writes of the one before it."""
     with admin().connect() as conn:
+        conn.execute(sa.text(f'drop database if exists "{database}" with (force)'))
         conn.execute(sa.text(f'create database "{database}"'))
+        conn.execute(sa.text("checkpoint"))
 
 
 def drop(database: str) -> None:
@@ -141,6 +149,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--size", type=float, default=1.0, help="database size in GB (default 1.0)"
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="time each restore this many times, alternating, and take the "
+        "median (default 1)",
     )
     parser.add_argument(
         "--database",
@@ -196,24 +211,34 @@ def main() -> int:
             stdout=subprocess.DEVNULL,
         )
 
-        fresh(into_pg)
-        restore_pg, _ = timed(
-            ["pg_restore", "-d", into_pg, str(default_file)], pg_env(into_pg)
-        )
-        fresh(into_dbr)
-        restore_dbr, restore_peak = timed(
-            [
-                *DBR,
-                "--config",
-                str(config),
-                "backups",
-                "restore",
-                backup["id"],
-                "--into",
-                url_of(into_dbr),
-                "--yes",
-            ]
-        )
+        restores_pg, restores_dbr, restore_peak = [], [], 0
+        for _ in range(args.repeat):
+            fresh(into_pg)
+            restores_pg.append(
+                timed(
+                    ["pg_restore", "-d", into_pg, str(default_file)], pg_env(into_pg)
+                )[0]
+            )
+            drop(into_pg)
+            fresh(into_dbr)
+            took, peak_rss = timed(
+                [
+                    *DBR,
+                    "--config",
+                    str(config),
+                    "backups",
+                    "restore",
+                    backup["id"],
+                    "--into",
+                    url_of(into_dbr),
+                    "--yes",
+                ]
+            )
+            restores_dbr.append(took)
+            restore_peak = max(restore_peak, peak_rss)
+            drop(into_dbr)
+        restore_pg = statistics.median(restores_pg)
+        restore_dbr = statistics.median(restores_dbr)
 
         a = a_dump + a_sum
         print(f"\ndatabase: {size / 1024**3:.2f} GB (Pagila grown)")
@@ -226,10 +251,15 @@ def main() -> int:
             f"dbr backups create:          {create:6.1f} s, file "
             f"{backup['size'] / 1024**2:,.0f} MB, peak RSS {peak / 1024**2:.0f} MB"
         )
-        print(f"pg_restore -d (default -Fc): {restore_pg:6.1f} s")
+        runs = "" if args.repeat == 1 else f" (median of {args.repeat})"
         print(
-            f"dbr backups restore --into:  {restore_dbr:6.1f} s, peak RSS "
-            f"{restore_peak / 1024**2:.0f} MB"
+            f"pg_restore -d (default -Fc): {restore_pg:6.1f} s{runs}  "
+            + " ".join(f"{t:.1f}" for t in restores_pg)
+        )
+        print(
+            f"dbr backups restore --into:  {restore_dbr:6.1f} s{runs}  "
+            + " ".join(f"{t:.1f}" for t in restores_dbr)
+            + f", peak RSS {restore_peak / 1024**2:.0f} MB"
         )
         checks = [
             ("create / (a)", create / a, 0.3),

@@ -123,10 +123,12 @@ def _dump_postgresql(
                     _run_dump, "pg_dump", args, call.env, out, progress, halted
                 )
                 try:
-                    tables = inspect.row_counts(conn, "postgresql")
+                    every = inspect.row_counts(conn, "postgresql", partitions=True)
+                    inside = inspect.pg_partition_names(conn)
+                    tables = {t: n for t, n in every.items() if t not in inside}
                     heads = inspect.alembic_heads(conn, "postgresql")
                     requires = inspect.requirements(conn, "postgresql")
-                    sizes = inspect.pg_table_bytes(conn)
+                    hints = inspect.pg_restore_hints(conn, every)
                 except BaseException:
                     abort.set()
                     with suppress(Exception):
@@ -141,7 +143,7 @@ def _dump_postgresql(
         heads,
         requires,
         warnings=warnings,
-        restore_hints={"table_bytes_by_oid": sizes},
+        restore_hints={"bytes_and_rows_by_oid": hints},
     )
 
 

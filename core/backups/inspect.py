@@ -143,18 +143,30 @@ def _pg_partitions(conn: Connection) -> tuple[dict[str, list[str]], set[str]]:
     return tree, inside
 
 
-def pg_table_bytes(conn: Connection) -> dict[str, int]:
-    """Heap bytes of every table by OID, as pg_restore -l names them: how a
-    parallel restore shares out the work."""
+def pg_restore_hints(conn: Connection, counts: dict[str, int]) -> dict[str, list[int]]:
+    """[heap bytes, rows] of every table by OID, as pg_restore -l names them:
+    how a parallel restore shares out the work. counts must list partitions."""
     rows = conn.execute(
         sa.text(
-            "select c.oid::text, pg_relation_size(c.oid) from pg_class c "
-            "join pg_namespace n on n.oid = c.relnamespace where c.relkind = 'r' "
+            "select c.oid::text, n.nspname, c.relname, pg_relation_size(c.oid) "
+            "from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+            "where c.relkind = 'r' "
             "and n.nspname not in ('pg_catalog', 'information_schema') "
             "and n.nspname not like 'pg\\_toast%'"
         )
     ).all()
-    return {oid: int(size) for oid, size in rows}
+    return {
+        oid: [
+            int(size),
+            counts.get(name if schema == "public" else f"{schema}.{name}", -1),
+        ]
+        for oid, schema, name, size in rows
+    }
+
+
+def pg_partition_names(conn: Connection) -> set[str]:
+    """Every table that is a partition of another, named as table_names() does."""
+    return _pg_partitions(conn)[1]
 
 
 def alembic_heads(conn: Connection, dialect: str) -> list[str]:

@@ -42,8 +42,14 @@ from core.targets import Target
 log = logging.getLogger(__name__)
 
 JOBS = 2  # pg_restore processes loading data, and -j of the post-data section
+# Seconds per heap byte loaded and per row put in an index: measured here,
+# only their ratio matters (it weighs tables when sharing them out).
+LOAD_COST = 1.4e-8
+INDEX_COST = 2.4e-7
 SWAP_TIMEOUT = 10.0  # seconds to wait for ended sessions to go before the swap
 # Settings whose value is a list: each element is quoted on its own.
+# Post-data entries a loader may build for its own tables.
+_LOCAL = ("INDEX", "CONSTRAINT", "FK", "TRIGGER")  # "FK CONSTRAINT" lists as FK
 _LIST_SETTINGS = {"search_path", "temp_tablespaces", "local_preload_libraries",
                   "session_preload_libraries"}  # fmt: skip
 Log = Callable[[str], None]
@@ -289,9 +295,10 @@ def _restore(
 def _work_lists(
     reader: str, env: dict[str, str], head: Path, backup: Backup
 ) -> tuple[list[list[str]], list[str]]:
-    """Share the table data among JOBS loaders by size; each loader then builds
-    the indexes and keys of its own tables. The rest of the post-data section
-    (foreign keys, triggers, partitioned indexes...) is returned apart."""
+    """Share the table data among JOBS loaders by the work it brings; each
+    loader then builds the indexes, keys and triggers of its own tables. The
+    rest of the post-data section (what spans loaders, partitioned tables'
+    indexes...) is returned apart."""
 
     def listed(*options: str) -> list[str]:
         done = subprocess.run(
@@ -314,29 +321,56 @@ def _work_lists(
         for line in everything
         if line.split()[3:4] == ["TABLE"] and line.split()[4:5] != ["DATA"]
     }
-    sizes = (backup.manifest.get("restore_hints") or {}).get("table_bytes_by_oid", {})
-    job_of_oid: dict[str, int] = {}
-    loads = [0] * JOBS
-    shares: list[list[str]] = [[] for _ in range(JOBS)]
+    depends = _post_data_dependencies(reader, env, head)
+    post = listed("--section=post-data")
     data = listed("--section=data")
     tables = [line for line in data if " TABLE DATA " in line]
-    for line in sorted(tables, key=lambda line: -int(sizes.get(line.split()[2], 1))):
+    # Entries that touch one table only (its indexes and keys) can be built by
+    # the loader of that table as soon as its data is in.
+    own: dict[int, str] = {}
+    for line in post:
+        touched = {
+            table_oid[d] for d in depends.get(_dump_id(line), ()) if d in table_oid
+        }
+        if line.split()[3] in ("INDEX", "CONSTRAINT") and len(touched) == 1:
+            own[_dump_id(line)] = touched.pop()
+    builds = {oid: list(own.values()).count(oid) for oid in set(own.values())}
+    hints = (backup.manifest.get("restore_hints") or {}).get(
+        "bytes_and_rows_by_oid", {}
+    )
+
+    def cost(oid: str) -> float:
+        size, rows = hints.get(oid, (0, -1))
+        rows = rows if rows >= 0 else size / 100
+        return size * LOAD_COST + rows * builds.get(oid, 0) * INDEX_COST + 1e-6
+
+    job_of_oid: dict[str, int] = {}
+    loads = [0.0] * JOBS
+    shares: list[list[str]] = [[] for _ in range(JOBS)]
+    for line in sorted(tables, key=lambda line: -cost(line.split()[2])):
+        oid = line.split()[2]
         job = loads.index(min(loads))
-        loads[job] += int(sizes.get(line.split()[2], 1)) + 1
-        job_of_oid[line.split()[2]] = job
+        loads[job] += cost(oid)
+        job_of_oid[oid] = job
         shares[job].append(line)
     shares[0] += [line for line in data if " TABLE DATA " not in line]
-    depends = _post_data_dependencies(reader, env, head)
+    # Then whatever else (foreign keys, triggers) touches only tables of one
+    # loader and needs only what that loader builds, in the dump's order. An
+    # index or key of one table goes with it even where the dump orders it
+    # after its partitioned parent's: those are linked later (INDEX ATTACH).
     last = []
-    for line in listed("--section=post-data"):
+    routed: dict[int, int] = {}
+    post_ids = {_dump_id(line) for line in post}
+    for line in sorted(post, key=lambda line: order[_dump_id(line)]):
+        number = _dump_id(line)
+        needs = depends.get(number, set())
         kind = line.split()[3]
-        jobs = {
-            job_of_oid.get(table_oid[dep], -1)
-            for dep in depends.get(_dump_id(line), ())
-            if dep in table_oid
-        }
-        if kind in ("INDEX", "CONSTRAINT") and len(jobs) == 1 and -1 not in jobs:
-            shares[jobs.pop()].append(line)
+        jobs = {job_of_oid.get(table_oid[d], -1) for d in needs if d in table_oid}
+        if kind in ("FK", "TRIGGER"):  # also what it needs built first
+            jobs |= {routed.get(d, -1) for d in needs if d in post_ids}
+        if len(jobs) == 1 and -1 not in jobs and kind in _LOCAL:
+            routed[number] = job = jobs.pop()
+            shares[job].append(line)
         else:
             last.append(line)
     for share in shares:
