@@ -244,10 +244,24 @@ def _make_engine(url: str) -> Engine:
 
 
 UPGRADE_ATTEMPTS = 5
+# The newest revision in core/state_migrations (a test keeps them equal): a store
+# already there opens without loading Alembic, which every command would pay for.
+STATE_HEAD = "0001"
 
 
 def upgrade(engine: Engine) -> None:
     """Bring the store's schema to the newest revision, if it is not there yet."""
+    try:
+        with engine.connect() as conn:
+            found = set(
+                conn.execute(
+                    sa.text("select version_num from alembic_version")
+                ).scalars()
+            )
+        if found == {STATE_HEAD}:
+            return
+    except sa.exc.DBAPIError:
+        pass  # a new store: Alembic makes it below
     from alembic import command
     from alembic.config import Config
     from alembic.runtime.migration import MigrationContext

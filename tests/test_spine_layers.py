@@ -53,3 +53,16 @@ def test_core_source_has_no_ui_import_statements() -> None:
             ):
                 offenders.append(f"{path.relative_to(ROOT)}:{number}")
     assert offenders == []
+
+
+def test_the_state_head_the_store_trusts_is_the_newest_state_migration() -> None:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from core import state
+
+    config = Config()
+    config.set_main_option(
+        "script_location", str(Path(state.__file__).parent / "state_migrations")
+    )
+    assert ScriptDirectory.from_config(config).get_heads() == [state.STATE_HEAD]

@@ -231,10 +231,14 @@ def missing_requirements(target: Target, needs: dict[str, Any]) -> list[str]:
                     problems.append(
                         f"role {role!r} (it owns objects in the backup) does not exist"
                     )
-            available = set(
-                conn.execute(
-                    sa.text("select name from pg_available_extensions")
-                ).scalars()
+            available = (
+                set(
+                    conn.execute(
+                        sa.text("select name from pg_available_extensions")
+                    ).scalars()
+                )
+                if needs.get("extensions")  # it reads files: only when needed
+                else set()
             )
             for extension in needs.get("extensions", []):
                 if extension not in available:
