@@ -247,6 +247,7 @@ UPGRADE_ATTEMPTS = 5
 # The newest revision in core/state_migrations (a test keeps them equal): a store
 # already there opens without loading Alembic, which every command would pay for.
 STATE_HEAD = "0001"
+VERSION_TABLE = "dbr_state_version"  # where Alembic keeps the store's revision
 
 
 def upgrade(engine: Engine) -> None:
@@ -255,7 +256,7 @@ def upgrade(engine: Engine) -> None:
         with engine.connect() as conn:
             found = set(
                 conn.execute(
-                    sa.text("select version_num from alembic_version")
+                    sa.text(f"select version_num from {VERSION_TABLE}")
                 ).scalars()
             )
         if found == {STATE_HEAD}:

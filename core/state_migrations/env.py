@@ -2,13 +2,13 @@
 
 from alembic import context
 
-from core.state import metadata
+from core.state import VERSION_TABLE, metadata
 
 connection = context.config.attributes["connection"]
 context.configure(
     connection=connection,
     target_metadata=metadata,
-    version_table="dbr_state_version",
+    version_table=VERSION_TABLE,
     render_as_batch=True,
 )
 with context.begin_transaction():
