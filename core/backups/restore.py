@@ -262,7 +262,8 @@ def build_plan(
     if target.dialect == "postgresql":
         plan.summary["method"] = (
             "beside: restored into a new database with parallel pg_restore, "
-            "checked, then swapped in by renaming; writes wait meanwhile"
+            "checked, then swapped in by renaming (the server needs room for a "
+            "second copy meanwhile); reads go on, writes wait"
             if beside
             else "in place, in one transaction (not beside it and swapped in: "
             + "; ".join(blocked)
