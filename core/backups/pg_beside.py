@@ -252,8 +252,6 @@ def _restore(
         )
     try:
         _feed_all(loaders, backup, progress, stop)
-        for loader in loaders:
-            loader.finish()
     finally:
         for loader in loaders:
             loader.close()
@@ -273,16 +271,13 @@ def _restore(
         env,
         stdout=subprocess.DEVNULL,
     )
+    flushing = threading.Thread(target=_flush_early, args=(beside,), daemon=True)
+    flushing.start()
     try:
         # The data is all in: counting overlaps with the last constraints.
         # Autocommit: each count lets go of its table at once.
-        with (
-            beside.engine()
-            .connect()
-            .execution_options(isolation_level="AUTOCOMMIT") as conn
-        ):
+        with _autocommit(beside) as conn:
             counts = row_counts(conn, "postgresql", partitions=True)
-            _flush_early(conn)
         while post.process.poll() is None:
             if stop is not None and stop():
                 raise Cancelled("restore cancelled while building constraints")
@@ -290,22 +285,23 @@ def _restore(
         post.finish()
     finally:
         post.close()
+        flushing.join()
     return counts
 
 
-def _flush_early(conn: Connection) -> None:
+def _flush_early(beside: Target) -> None:
     """Write the restored pages out now, while the last constraints build: the
     DROP DATABASE after the swap forces a checkpoint, which then has little
-    left to do. Only a superuser or pg_checkpoint may; others just wait then."""
-    allowed = conn.execute(
-        sa.text(
-            "select r.rolsuper or coalesce((select pg_has_role(current_user, "
-            "c.oid, 'member') from pg_roles c where c.rolname = 'pg_checkpoint'), "
-            "false) from pg_roles r where r.rolname = current_user"
-        )
-    ).scalar()
-    if allowed:
-        with suppress(sa.exc.DBAPIError):
+    left to do. Only a superuser or pg_checkpoint may; others wait then."""
+    with suppress(sa.exc.DBAPIError), _autocommit(beside) as conn:
+        allowed = conn.execute(
+            sa.text(
+                "select r.rolsuper or coalesce((select pg_has_role(current_user, "
+                "c.oid, 'member') from pg_roles c where c.rolname = 'pg_checkpoint'), "
+                "false) from pg_roles r where r.rolname = current_user"
+            )
+        ).scalar()
+        if allowed:
             conn.exec_driver_sql("checkpoint")
 
 
@@ -456,8 +452,9 @@ def _pre_data(
 def _feed_all(
     loaders: list[Tool], backup: Backup, progress: Progress | None, stop: Stop | None
 ) -> None:
-    """Give each loader its own decompression of the backup, in parallel; each
-    pass also hashes the whole file, which must match the manifest."""
+    """Give each loader its own decompression of the backup, in parallel, and
+    wait for it; each pass also hashes the whole file, which must match the
+    manifest. The first failure kills every loader, and is the one raised."""
     failures: list[BaseException] = []
 
     def feed(loader: Tool, report: Progress | None) -> None:
@@ -482,10 +479,11 @@ def _feed_all(
                     cause="its SHA-256 no longer matches the manifest",
                     hint=f"verify it with `dbr backups verify {backup.id}`",
                 )
+            loader.finish()
         except BaseException as exc:
             failures.append(exc)
             for other in loaders:
-                other.kill()  # one failure stops them all
+                other.kill()
 
     threads = [
         threading.Thread(target=feed, args=(loader, None), daemon=True)
@@ -493,13 +491,11 @@ def _feed_all(
     ]
     for thread in threads:
         thread.start()
-    feed(loaders[0], progress)
+    feed(loaders[0], progress)  # here: progress reaches the caller's thread
     for thread in threads:
         thread.join()
     if failures:
-        # A killed loader's own error says less than what killed it.
-        raise next((f for f in failures if not isinstance(f, BrokenPipeError)),
-                   failures[0])  # fmt: skip
+        raise failures[0]
 
 
 def _hash_rest(path: Path, digest: Any, offset: int) -> None:
