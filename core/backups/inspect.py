@@ -89,18 +89,21 @@ def qualified(dialect: str, table: str) -> str:
 
 
 def row_counts(
-    conn: Connection, dialect: str, *, partitions: bool = False
+    conn: Connection,
+    dialect: str,
+    *,
+    partitions: bool = False,
+    known: dict[str, int] | None = None,
 ) -> dict[str, int]:
     """Exact row counts per table (count(*), not the planner's estimate).
 
     A partitioned table's count is the sum of its partitions', each counted
     once; the partitions themselves are listed too when partitions is true.
+    known holds tables counted already (PostgreSQL), which are not counted again.
     """
     if dialect != "postgresql":
         return {
-            table: conn.execute(
-                sa.text(f"select count(*) from {qualified(dialect, table)}")
-            ).scalar_one()
+            table: count_rows(conn, dialect, table)
             for table in table_names(conn, dialect)
         }
     tree, inside = _pg_partitions(conn)
@@ -108,14 +111,20 @@ def row_counts(
     for table in table_names(conn, dialect):
         if table in tree:
             continue
-        counts[table] = conn.execute(
-            sa.text(f"select count(*) from {qualified(dialect, table)}")
-        ).scalar_one()
+        counts[table] = (known or {}).get(table)
+        if counts[table] is None:
+            counts[table] = count_rows(conn, dialect, table)
     for parent, leaves in tree.items():
         counts[parent] = sum(counts.get(leaf, 0) for leaf in leaves)
     if not partitions:
         counts = {table: rows for table, rows in counts.items() if table not in inside}
     return counts
+
+
+def count_rows(conn: Connection, dialect: str, table: str) -> int:
+    return conn.execute(
+        sa.text(f"select count(*) from {qualified(dialect, table)}")
+    ).scalar_one()
 
 
 def _pg_partitions(conn: Connection) -> tuple[dict[str, list[str]], set[str]]:

@@ -32,7 +32,7 @@ from sqlalchemy.engine import Connection
 
 from core.backups import stream, tools
 from core.backups.catalog import Backup
-from core.backups.inspect import compare_counts, quote, row_counts
+from core.backups.inspect import compare_counts, count_rows, quote, row_counts
 from core.backups.stream import Progress, Stop, Tool
 from core.config import TargetConfig
 from core.errors import Cancelled, DbrError
@@ -250,8 +250,16 @@ def _restore(
                 stdout=subprocess.DEVNULL,
             )
         )
+    counted: dict[str, int] = {}
+
+    def count(number: int) -> None:
+        """Count a loader's tables as soon as it is done, while others work."""
+        with _autocommit(beside) as conn:
+            for table in _tables_of(shares[number]):
+                counted[table] = count_rows(conn, "postgresql", table)
+
     try:
-        _feed_all(loaders, backup, progress, stop)
+        _feed_all(loaders, backup, progress, stop, count)
     finally:
         for loader in loaders:
             loader.close()
@@ -277,7 +285,7 @@ def _restore(
         # The data is all in: counting overlaps with the last constraints.
         # Autocommit: each count lets go of its table at once.
         with _autocommit(beside) as conn:
-            counts = row_counts(conn, "postgresql", partitions=True)
+            counts = row_counts(conn, "postgresql", partitions=True, known=counted)
         while post.process.poll() is None:
             if stop is not None and stop():
                 raise Cancelled("restore cancelled while building constraints")
@@ -287,6 +295,18 @@ def _restore(
         post.close()
         flushing.join()
     return counts
+
+
+def _tables_of(lines: list[str]) -> list[str]:
+    """The tables whose data a list loads, named as row_counts() does; a name
+    the list cannot show unambiguously (it has spaces) is left out."""
+    tables = []
+    for line in lines:
+        words = line.split()
+        if words[3:5] == ["TABLE", "DATA"] and len(words) == 8:
+            schema, name = words[5], words[6]
+            tables.append(name if schema == "public" else f"{schema}.{name}")
+    return tables
 
 
 def _flush_early(beside: Target) -> None:
@@ -450,14 +470,20 @@ def _pre_data(
 
 
 def _feed_all(
-    loaders: list[Tool], backup: Backup, progress: Progress | None, stop: Stop | None
+    loaders: list[Tool],
+    backup: Backup,
+    progress: Progress | None,
+    stop: Stop | None,
+    done: Callable[[int], None],
 ) -> None:
     """Give each loader its own decompression of the backup, in parallel, and
     wait for it; each pass also hashes the whole file, which must match the
-    manifest. The first failure kills every loader, and is the one raised."""
+    manifest. The first failure kills every loader, and is the one raised;
+    done(number) runs as each loader succeeds."""
     failures: list[BaseException] = []
 
-    def feed(loader: Tool, report: Progress | None) -> None:
+    def feed(number: int, report: Progress | None) -> None:
+        loader = loaders[number]
         digest = hashlib.sha256()
         read = [0]
 
@@ -480,18 +506,20 @@ def _feed_all(
                     hint=f"verify it with `dbr backups verify {backup.id}`",
                 )
             loader.finish()
+            if not failures:
+                done(number)
         except BaseException as exc:
             failures.append(exc)
             for other in loaders:
                 other.kill()
 
     threads = [
-        threading.Thread(target=feed, args=(loader, None), daemon=True)
-        for loader in loaders[1:]
+        threading.Thread(target=feed, args=(number, None), daemon=True)
+        for number in range(1, len(loaders))
     ]
     for thread in threads:
         thread.start()
-    feed(loaders[0], progress)  # here: progress reaches the caller's thread
+    feed(0, progress)  # here: progress reaches the caller's thread
     for thread in threads:
         thread.join()
     if failures:
