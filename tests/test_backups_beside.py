@@ -65,6 +65,17 @@ def _items(tmp_path: Path, url: str, name: str = "shop"):
     return ws, backups.create_backup(ws, name)
 
 
+def _damage_then_restore_beside(ws, backup, url: str, damage: str) -> None:
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text(damage))
+    engine.dispose()
+    plan = backups.plan_restore(ws, backup.id)
+    assert plan.summary["method"].startswith("beside")
+    outcome = ws.executor.run(plan, backups.restore_target(ws, plan), confirmed=True)
+    assert outcome.ok, outcome.error
+
+
 def _count(url: str) -> int:
     engine = sa.create_engine(url)
     with engine.connect() as conn:
@@ -93,17 +104,9 @@ def test_privileges_settings_and_comment_of_the_database_survive_the_swap(
     try:
         ws, backup = _items(tmp_path, pg_url)
         before = _facts(database)
-        engine = sa.create_engine(pg_url)
-        with engine.begin() as conn:
-            conn.execute(sa.text("delete from items where id > 100"))
-        engine.dispose()
-
-        plan = backups.plan_restore(ws, backup.id)
-        assert plan.summary["method"].startswith("beside")
-        outcome = ws.executor.run(
-            plan, backups.restore_target(ws, plan), confirmed=True
+        _damage_then_restore_beside(
+            ws, backup, pg_url, "delete from items where id > 100"
         )
-        assert outcome.ok, outcome.error
         after = _facts(database)
         assert after["oid"] != before["oid"]  # another database now has the name
         assert after["carried"] == before["carried"]
@@ -169,16 +172,7 @@ def test_a_role_that_cannot_create_databases_restores_in_place_and_is_told_why(
         # Given CREATEDB, the owner restores beside and swaps, as a superuser would.
         with _admin().connect() as conn:
             conn.execute(sa.text(f'alter role "{role}" createdb'))
-        engine = sa.create_engine(as_owner)
-        with engine.begin() as conn:
-            conn.execute(sa.text("delete from items"))
-        engine.dispose()
-        plan = backups.plan_restore(ws, backup.id)
-        assert plan.summary["method"].startswith("beside")
-        outcome = ws.executor.run(
-            plan, backups.restore_target(ws, plan), confirmed=True
-        )
-        assert outcome.ok, outcome.error
+        _damage_then_restore_beside(ws, backup, as_owner, "delete from items")
         assert _count(pg_url) == 300
         assert _facts(url.database)["carried"][0] == role  # still its owner
         ws.close()
