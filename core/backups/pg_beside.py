@@ -195,7 +195,7 @@ def load(
         target.dispose()  # our own pooled sessions would only be ended
         say(f"swapping the restored database in for {target.database}")
         with maintenance.engine().connect() as admin:
-            _swap(admin, target, beside.database, holder, f"{base}__dbr_old_{tag}")
+            _swap(admin, target, beside.database, holder, f"{base}__dbr_old_{tag}", say)
         swapped = True
         return counts
     finally:
@@ -695,7 +695,9 @@ def _split_list(value: str) -> list[str]:
     return [item for item in items if item.strip()]
 
 
-def _swap(admin: Connection, target: Target, new: str, holder: Any, old: str) -> None:
+def _swap(
+    admin: Connection, target: Target, new: str, holder: Any, old: str, say: Log
+) -> None:
     """Turn new into target's database: no more connections to the old one, its
     sessions ended, two renames in one transaction, the old one dropped."""
     live = target.database
@@ -716,7 +718,12 @@ def _swap(admin: Connection, target: Target, new: str, holder: Any, old: str) ->
             admin.commit()
         raise
     with admin.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        _drop(conn, old)
+        why = _drop(conn, old)
+    if why:
+        say(
+            f"the restore took effect, but the old database {old} could not be "
+            f"dropped ({why}); drop it once you no longer need it"
+        )
 
 
 def _end_sessions(admin: Connection, database: str) -> None:
@@ -753,11 +760,14 @@ def _end_sessions(admin: Connection, database: str) -> None:
         time.sleep(0.02)
 
 
-def _drop(admin: Connection, name: str) -> None:
+def _drop(admin: Connection, name: str) -> str | None:
+    """Drop database name; returns why it could not be, or None."""
     try:
         admin.exec_driver_sql(f"drop database if exists {_ident(name)} with (force)")
     except sa.exc.DBAPIError as exc:
         log.warning("cannot drop %s: %s", name, exc.orig)
+        return str(exc.orig).strip().splitlines()[0]
+    return None
 
 
 def _ident(name: str) -> str:
