@@ -66,13 +66,15 @@ def load(
     progress: Progress | None = None,
     stop: Stop | None = None,
     log: Log | None = None,
+    note: Log | None = None,
     beside: bool | None = None,
 ) -> dict[str, int] | None:
     """Restore backup into target; raises DbrError unless every tool succeeded.
 
     Returns the row counts checked before the restore took effect (PostgreSQL),
     else None: then the caller counts afterwards. log hears, while a PostgreSQL
-    restore waits for a lock, which sessions hold it. beside picks the PostgreSQL
+    restore waits for a lock, which sessions hold it; note hears how a restore
+    beside the database is going. beside picks the PostgreSQL
     way (pg_beside, or in place in one transaction); None: beside where it can.
     """
     if backup.dialect != target.dialect:
@@ -92,7 +94,7 @@ def load(
                 settings=RESTORE_SETTINGS + " " + PARALLEL_SETTINGS,
                 progress=progress,
                 stop=stop,
-                log=log,
+                log=note,
             )
     digest = hashlib.sha256()
     chunks = stream.decompressed(

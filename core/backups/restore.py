@@ -192,6 +192,7 @@ def build_plan(
             progress=throttled(progress, backup.size),
             stop=ctx.cancelled,
             log=lambda text: ctx.log(text, Severity.WARNING),
+            note=ctx.log,
             beside=beside,
         )
         target.dispose()
