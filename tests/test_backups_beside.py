@@ -46,7 +46,7 @@ def _leftovers(database: str) -> list[str]:
                 sa.text(
                     "select datname from pg_database where position(:p in datname) = 1"
                 ),
-                {"p": database + "__dbr_"},
+                {"p": pg_beside._base(database) + "__dbr_"},
             ).scalars()
         )
 
@@ -169,12 +169,25 @@ def test_a_role_that_cannot_create_databases_restores_in_place_and_is_told_why(
             plan, backups.restore_target(ws, plan), confirmed=True
         ).ok
 
-        # Given CREATEDB, the owner restores beside and swaps, as a superuser would.
+        # Given CREATEDB, the owner restores beside and swaps, as a superuser would,
+        # under a connection limit its own loaders must not trip over; but not
+        # while a superuser's session, which it cannot end, is connected.
         with _admin().connect() as conn:
             conn.execute(sa.text(f'alter role "{role}" createdb'))
+            conn.execute(sa.text(f'alter database "{url.database}" connection limit 2'))
+        other = sa.create_engine(pg_url, poolclass=sa.pool.NullPool)
+        with other.connect() as idle:
+            pid = idle.execute(sa.text("select pg_backend_pid()")).scalar_one()
+            plan = backups.plan_restore(ws, backup.id)
+            assert plan.summary["method"].startswith("in place")
+            assert (
+                f"cannot end (the swap needs them gone): pid {pid} (postgres)"
+                in (plan.summary["method"])
+            )
+        other.dispose()
         _damage_then_restore_beside(ws, backup, as_owner, "delete from items")
         assert _count(pg_url) == 300
-        assert _facts(url.database)["carried"][0] == role  # still its owner
+        assert _facts(url.database)["carried"][:2] == [role, 2]  # owner, limit
         ws.close()
     finally:
         with _admin().connect() as conn:
@@ -192,8 +205,9 @@ def test_what_an_interrupted_restore_left_is_dropped_by_the_next(
 ) -> None:
     database = sa.engine.make_url(pg_url).database
     ws, backup = _items(tmp_path, pg_url)
+    left = f"{pg_beside._base(database)}__dbr_new_0123456789ab"
     with _admin().connect() as conn:
-        conn.execute(sa.text(f'create database "{database}__dbr_new_0123456789ab"'))
+        conn.execute(sa.text(f'create database "{left}"'))
     assert _leftovers(database)
     plan = backups.plan_restore(ws, backup.id)
     assert ws.executor.run(plan, backups.restore_target(ws, plan), confirmed=True).ok
@@ -219,4 +233,109 @@ def test_a_schema_the_backup_lacks_keeps_the_restore_in_place(
     assert ws.executor.run(plan, target, confirmed=True).ok
     with target.engine().connect() as conn:  # left as it was
         assert conn.execute(sa.text("select count(*) from reports.daily")).scalar() == 0
+    ws.close()
+
+
+def _when_loading(ws, action, ready) -> list:
+    """Run action in a thread once the restore starts loading, and hold the
+    restore there until ready() is true; returns [thread, action's outcome]."""
+    import threading
+    import time
+
+    from core import events as ev
+
+    seen: list = []
+
+    def on_event(event: ev.Event) -> None:
+        if event.kind == "step.log" and "loading table data" in event.message:
+
+            def run() -> None:
+                try:
+                    seen.append(action())
+                except Exception as exc:  # what the other session was told
+                    seen.append(exc)
+
+            thread = threading.Thread(target=run)
+            thread.start()
+            seen.append(thread)
+            deadline = time.monotonic() + 20
+            while not ready() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert ready(), "the other session never got going"
+
+    ws.bus.subscribe(on_event)
+    return seen
+
+
+def _scalar(url: str, sql: str):
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    with engine.connect() as conn:
+        value = conn.execute(sa.text(sql)).scalar()
+    engine.dispose()
+    return value
+
+
+def test_a_write_that_waited_for_the_restore_fails_and_is_never_lost(
+    tmp_path: Path, pg_url: str
+) -> None:
+    ws, backup = _items(tmp_path, pg_url)
+    engine = sa.create_engine(pg_url, poolclass=sa.pool.NullPool)
+
+    def write() -> str:
+        with engine.begin() as conn:
+            conn.execute(sa.text("insert into items values (1000, 'late')"))
+        return "committed"
+
+    def waiting() -> bool:  # the insert queues behind the restore's lock
+        return bool(
+            _scalar(
+                pg_url,
+                "select count(*) from pg_stat_activity where datname = "
+                "current_database() and wait_event_type = 'Lock'",
+            )
+        )
+
+    seen = _when_loading(ws, write, waiting)
+    plan = backups.plan_restore(ws, backup.id)
+    outcome = ws.executor.run(plan, backups.restore_target(ws, plan), confirmed=True)
+    assert outcome.ok, outcome.error
+    seen[0].join(timeout=30)
+    engine.dispose()
+    # The writer waited behind the restore's lock and was ended at the swap: it
+    # was told its write failed, and the row is not there.
+    assert isinstance(seen[1], sa.exc.DBAPIError), seen[1]
+    assert _count(pg_url) == 300
+    ws.close()
+
+
+def test_a_table_made_during_the_restore_stops_the_swap(
+    tmp_path: Path, pg_url: str
+) -> None:
+    ws, backup = _items(tmp_path, pg_url)
+    engine = sa.create_engine(pg_url, poolclass=sa.pool.NullPool)
+    with engine.begin() as conn:
+        conn.execute(sa.text("delete from items where id > 10"))
+
+    def make() -> str:
+        with engine.begin() as conn:
+            conn.execute(sa.text("create table made_meanwhile (x int)"))
+        return "made"
+
+    seen = _when_loading(
+        ws, make, lambda: _scalar(pg_url, "select to_regclass('made_meanwhile')")
+    )
+    plan = backups.plan_restore(ws, backup.id)
+    outcome = ws.executor.run(plan, backups.restore_target(ws, plan), confirmed=True)
+    seen[0].join(timeout=30)
+    engine.dispose()
+    assert seen[1] == "made"
+    assert outcome.status == "failed"
+    assert "made_meanwhile were created in" in str(outcome.error)
+    assert "nothing was changed" in str(outcome.error)
+    assert _count(pg_url) == 10  # as it was: the restore did not take effect
+    check = sa.create_engine(pg_url)
+    with check.connect() as conn:
+        assert conn.execute(sa.text("select to_regclass('made_meanwhile')")).scalar()
+    check.dispose()
+    assert not _leftovers(sa.engine.make_url(pg_url).database)
     ws.close()

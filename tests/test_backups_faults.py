@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from console.cli import main
 from core import backups
-from core.backups import tools
+from core.backups import pg_beside, tools
 from core.backups.create import plan_create
 from core.errors import DbrError, Refused
 from core.events import STEP_PROGRESS, VERIFY_FAILED
@@ -417,7 +417,7 @@ def test_a_postgresql_restore_killed_half_way_changes_nothing(
         assert "separate database, which was dropped" in outcome.report["state"]
     assert outcome.results["safety_backup_id"] in outcome.report["how_to_get_back"]
     assert state_of(target) == before
-    assert not _databases_like(target.database + "__dbr_%")
+    assert not _databases_like(pg_beside._base(target.database) + "__dbr_%")
     ws.close()
 
 
@@ -620,5 +620,5 @@ def test_postgresql_restore_takes_effect_only_when_counts_match_the_manifest(
         assert "rolled back" in str(raised.value)
     assert "actor: 200 rows, manifest: 201" in str(raised.value)
     assert state_of(target) == before
-    assert not _databases_like(target.database + "__dbr_%")
+    assert not _databases_like(pg_beside._base(target.database) + "__dbr_%")
     ws.close()

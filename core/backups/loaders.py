@@ -226,10 +226,26 @@ def _load_postgresql(
 
 
 class _Held:
-    """A connection holding locks, and the engine made for it alone."""
+    """A connection holding locks, and the engine made for it alone; what the
+    database held when it took them, to see what was made since."""
 
     def __init__(self, engine: sa.Engine, conn: sa.Connection) -> None:
         self.engine, self.conn = engine, conn
+        self.pid = conn.execute(sa.text("select pg_backend_pid()")).scalar_one()
+        self.tables, self.schemas = self._now()
+
+    def _now(self) -> tuple[set[str], set[str]]:
+        return (
+            set(table_names(self.conn, "postgresql")),
+            set(pg_beside.user_schemas(self.conn)),
+        )
+
+    def made_since(self) -> list[str]:
+        """Tables and schemas created since the locks were taken."""
+        tables, schemas = self._now()
+        return sorted(tables - self.tables) + [
+            f"schema {name}" for name in sorted(schemas - self.schemas)
+        ]
 
     def close(self) -> None:
         try:

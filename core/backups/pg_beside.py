@@ -95,7 +95,13 @@ def blockers(target: Target, backup: Backup) -> list[str]:
             ).first()
         ):
             found.append("it has per-role settings only a superuser can copy")
-        outside = sorted(set(_schemas(conn)) - replaced_schemas(backup))
+        stuck = _unendable(conn, target.database, keep=-1)
+        if stuck:
+            found.append(
+                "connected sessions this role cannot end (the swap needs them "
+                "gone): " + ", ".join(stuck)
+            )
+        outside = sorted(set(user_schemas(conn)) - replaced_schemas(backup))
         if outside:
             found.append(
                 "schemas outside the backup would be lost: " + ", ".join(outside)
@@ -111,7 +117,7 @@ def replaced_schemas(backup: Backup) -> set[str]:
     return schemas | {t.split(".", 1)[0] for t in backup.tables if "." in t}
 
 
-def _schemas(conn: Connection) -> list[str]:
+def user_schemas(conn: Connection) -> list[str]:
     return list(
         conn.execute(
             sa.text(
@@ -129,7 +135,8 @@ def sessions(target: Target) -> list[str]:
             sa.text(
                 "select pid, usename, application_name, state from pg_stat_activity "
                 "where datname = current_database() and pid <> pg_backend_pid() "
-                "and backend_type = 'client backend' order by pid"
+                "and coalesce(backend_type, 'client backend') = 'client backend' "
+                "order by pid"
             )
         ).all()
     return [
@@ -162,7 +169,7 @@ def load(
     """
     say = log or (lambda text: None)
     tag = new_id()
-    base = target.database.encode()[:40].decode(errors="ignore")
+    base = _base(target.database)
     beside = sibling(target, f"{base}__dbr_new_{tag}")
     maintenance = _maintenance(target)
     server = _major(target)
@@ -207,6 +214,14 @@ def load(
                 _drop(admin, beside.database)
         maintenance.dispose()
         target.dispose()
+
+
+def _base(database: str) -> str:
+    """The start of the names a restore of database gives its databases: a
+    prefix of the name that fits PostgreSQL's 63 bytes, and a hash of all of it
+    (two long names with one prefix must not take each other's leftovers)."""
+    digest = hashlib.sha1(database.encode()).hexdigest()[:8]
+    return f"{database.encode()[:30].decode(errors='ignore')}_{digest}"
 
 
 @contextmanager
@@ -505,6 +520,10 @@ def _feed_all(
                     cause="its SHA-256 no longer matches the manifest",
                     hint=f"verify it with `dbr backups verify {backup.id}`",
                 )
+            while loader.process.poll() is None:  # building its indexes
+                if stop is not None and stop():
+                    raise Cancelled("restore cancelled")
+                time.sleep(0.05)
             loader.finish()
             if not failures:
                 done(number)
@@ -614,7 +633,6 @@ def _copy_database(admin: Connection, model: str, name: str) -> None:
         f"encoding {_literal(row.encoding)}",
         f"lc_collate {_literal(facts['datcollate'])}",
         f"lc_ctype {_literal(facts['datctype'])}",
-        f"connection limit {int(facts['datconnlimit'])}",
     ]
     if row.spcname != "pg_default":  # naming it needs CREATE on it
         options.append(f"tablespace {_ident(row.spcname)}")
@@ -698,17 +716,41 @@ def _split_list(value: str) -> list[str]:
 def _swap(
     admin: Connection, target: Target, new: str, holder: Any, old: str, say: Log
 ) -> None:
-    """Turn new into target's database: no more connections to the old one, its
-    sessions ended, two renames in one transaction, the old one dropped."""
+    """Turn new into target's database, or change nothing and say why.
+
+    Refused up front if a connected session cannot be ended, or tables or
+    schemas were made in the target since the restore took its locks. Then: no
+    new connections, every other session ended while the locks still hold
+    writers off (a waiting write fails, it is never committed and lost), the
+    locks let go, two renames in one transaction, the old database dropped.
+    """
     live = target.database
+    stuck = _unendable(admin, live, keep=holder.pid)
+    if stuck:
+        raise DbrError(
+            f"sessions on {live} that this role cannot end are connected, so the "
+            "restored database was not swapped in; nothing was changed",
+            cause="connected: " + ", ".join(stuck),
+            hint="ask them to disconnect, or restore with --in-place",
+        )
+    limit = admin.execute(
+        sa.text("select datconnlimit from pg_database where datname = :d"),
+        {"d": live},
+    ).scalar_one()
+    admin.exec_driver_sql(f"alter database {_ident(new)} connection limit {limit}")
     admin.exec_driver_sql(f"alter database {_ident(live)} allow_connections false")
     admin.commit()
     try:
-        holder.close()  # our lock holder goes last: nobody can write now
-        _end_sessions(admin, live)
-        admin.exec_driver_sql(f"alter database {_ident(live)} rename to {_ident(old)}")
-        admin.exec_driver_sql(f"alter database {_ident(new)} rename to {_ident(live)}")
-        admin.commit()
+        _end_sessions(admin, live, keep=holder.pid)
+        made = holder.made_since()
+        if made:
+            raise DbrError(
+                f"{', '.join(made)} were created in {live} while it was restored, "
+                "so the restored database was not swapped in; nothing was changed",
+                hint="keep such changes for after the restore, or restore again",
+            )
+        holder.close()  # the last session on it: nobody else can connect
+        _rename_alone(admin, live, old, new)
     except BaseException:
         admin.rollback()
         with suppress(sa.exc.DBAPIError):
@@ -726,17 +768,58 @@ def _swap(
         )
 
 
-def _end_sessions(admin: Connection, database: str) -> None:
-    """End every other session on database; raise naming those that stay."""
+def _rename_alone(admin: Connection, live: str, old: str, new: str) -> None:
+    """Both renames in one transaction, once our own last session has gone."""
+    deadline = time.monotonic() + SWAP_TIMEOUT
+    while True:
+        try:
+            with admin.begin_nested():
+                admin.exec_driver_sql(
+                    f"alter database {_ident(live)} rename to {_ident(old)}"
+                )
+                admin.exec_driver_sql(
+                    f"alter database {_ident(new)} rename to {_ident(live)}"
+                )
+            admin.commit()
+            return
+        except sa.exc.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
+def _unendable(conn: Connection, database: str, keep: int) -> list[str]:
+    """Sessions on database this role may not end (pg_terminate_backend needs
+    a superuser for a superuser's, else membership in its role or in
+    pg_signal_backend)."""
+    rows = conn.execute(
+        sa.text(
+            "select a.pid, a.usename from pg_stat_activity a "
+            "join pg_roles r on r.oid = a.usesysid, pg_roles me "
+            "where me.rolname = current_user and a.datname = :d "
+            "and a.pid <> pg_backend_pid() and a.pid <> :keep "
+            "and not me.rolsuper and (r.rolsuper or not ("
+            " pg_has_role(current_user, r.oid, 'member') or "
+            " pg_has_role(current_user, 'pg_signal_backend', 'member'))) "
+            "order by a.pid"
+        ),
+        {"d": database, "keep": keep},
+    ).all()
+    return [f"pid {pid} ({user})" for pid, user in rows]
+
+
+def _end_sessions(admin: Connection, database: str, keep: int) -> None:
+    """End every other session on database but keep; raise naming those that
+    stay."""
     deadline = time.monotonic() + SWAP_TIMEOUT
     while True:
         admin.execute(sa.text("select pg_stat_clear_snapshot()"))
         left = admin.execute(
             sa.text(
                 "select pid, usename from pg_stat_activity where datname = :d "
-                "and pid <> pg_backend_pid()"
+                "and pid <> pg_backend_pid() and pid <> :keep"
             ),
-            {"d": database},
+            {"d": database, "keep": keep},
         ).all()
         if not left:
             return
