@@ -339,3 +339,29 @@ def test_a_table_made_during_the_restore_stops_the_swap(
     check.dispose()
     assert not _leftovers(sa.engine.make_url(pg_url).database)
     ws.close()
+
+
+def test_a_database_left_closed_by_a_stopped_swap_is_opened_by_the_next_restore(
+    tmp_path: Path, pg_url: str
+) -> None:
+    from core.errors import DbrError
+
+    database = sa.engine.make_url(pg_url).database
+    ws, backup = _items(tmp_path, pg_url)
+    target = ws.target("shop")
+    target.dispose()
+    with _admin().connect() as conn:  # as an operator's own choice: kept
+        conn.execute(sa.text(f'alter database "{database}" allow_connections false'))
+    with pytest.raises(DbrError, match="does not accept connections"):
+        backups.plan_restore(ws, backup.id)
+
+    # As a restore killed mid-swap leaves it: closed, its new database beside it.
+    left = f"{pg_beside._base(database)}__dbr_new_0123456789ab"
+    with _admin().connect() as conn:
+        conn.execute(sa.text(f'create database "{left}"'))
+    plan = backups.plan_restore(ws, backup.id)
+    assert "opened it again" in plan.summary["reopened"]
+    assert _facts(database)["oid"]  # reachable again
+    assert ws.executor.run(plan, target, confirmed=True).ok
+    assert _count(pg_url) == 300 and not _leftovers(database)
+    ws.close()

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from core.backups import catalog, prune, restore, verify
+from core.backups import catalog, pg_beside, prune, restore, verify
 from core.backups.catalog import Backup, Rescan
 from core.backups.create import STEP_SAFETY, plan_create
 from core.backups.retention import Verdict
@@ -199,6 +199,9 @@ def plan_restore(
         )
     else:
         destination = ws.target(target or backup.target)
+    reopened = None
+    if destination.dialect == "postgresql" and backup.dialect == "postgresql":
+        reopened = pg_beside.reopen_if_interrupted(destination)
     if backup.verified:
         # Fully verified before: proving the file unchanged since is enough.
         verification = verify.checksum_only(backup)
@@ -214,6 +217,8 @@ def plan_restore(
         into=bool(into),
         in_place=in_place,
     )
+    if reopened:
+        plan.summary["reopened"] = reopened
     _destinations[id(plan)] = destination
     weakref.finalize(plan, _destinations.pop, id(plan), None)
     return plan

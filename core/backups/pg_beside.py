@@ -225,6 +225,12 @@ def _base(database: str) -> str:
 
 
 @contextmanager
+def _autocommit_on(conn: Connection) -> Iterator[Connection]:
+    with conn.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
+        yield c
+
+
+@contextmanager
 def _autocommit(on: Target) -> Iterator[Connection]:
     with on.engine().connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         yield conn
@@ -585,21 +591,61 @@ def _written_by(backup: Backup) -> int:
     return int(found.group(1)) if found else 0
 
 
-def _clear_leftovers(admin: Connection, base: str) -> None:
-    """Drop new databases an interrupted restore of this target left behind; the
-    caller holds the target's lock, so no restore of it is running."""
+def _leftovers(admin: Connection, base: str, kind: str) -> list[str]:
+    """Databases named by a restore of this target ("new" or "old")."""
     pattern = base.replace("\\", "\\\\").replace("_", "\\_").replace("%", "\\%")
     names = admin.execute(
         sa.text("select datname from pg_database where datname like :p"),
-        {"p": pattern + "\\_\\_dbr\\_new\\_%"},
+        {"p": pattern + f"\\_\\_dbr\\_{kind}\\_%"},
     ).scalars()
+    found = list(names)
     admin.commit()
-    for name in list(names):
+    return found
+
+
+def _clear_leftovers(admin: Connection, base: str) -> None:
+    """Drop new databases an interrupted restore of this target left behind; the
+    caller holds the target's lock, so no restore of it is running."""
+    for name in _leftovers(admin, base, "new"):
         log.warning("dropping %s, left by an interrupted restore", name)
-        with admin.engine.connect().execution_options(
-            isolation_level="AUTOCOMMIT"
-        ) as conn:
+        with _autocommit_on(admin) as conn:
             _drop(conn, name)
+
+
+def reopen_if_interrupted(target: Target) -> str | None:
+    """If a restore stopped during its swap (killed in the instant between
+    closing target to new connections and renaming) left it closed, open it
+    again; returns what was done, or None. Only when that restore's new
+    database is still there: an operator's own ALLOW_CONNECTIONS false stays,
+    and is named."""
+    try:
+        with target.engine().connect():
+            return None
+    except sa.exc.OperationalError as exc:
+        if "not currently accepting connections" not in str(exc.orig):
+            return None
+    target.dispose()
+    maintenance = _maintenance(target)
+    try:
+        with _autocommit(maintenance) as admin:
+            if not _leftovers(admin, _base(target.database), "new"):
+                raise DbrError(
+                    f"database {target.database} does not accept connections "
+                    "(ALLOW_CONNECTIONS is off), so it cannot be restored",
+                    hint=f'if it should, run ALTER DATABASE "{target.database}" '
+                    "ALLOW_CONNECTIONS true as its owner, then restore again",
+                )
+            admin.exec_driver_sql(
+                f"alter database {_ident(target.database)} allow_connections true"
+            )
+    finally:
+        maintenance.dispose()
+    note = (
+        f"{target.database} was closed to connections by a restore stopped during "
+        "its swap; dbr opened it again (nothing had been swapped)"
+    )
+    log.warning(note)
+    return note
 
 
 def _create_like(admin: Connection, target: Target, name: str) -> None:
