@@ -154,7 +154,7 @@ def render_plan(plan: Plan, *, safety_backup: bool = True) -> None:
     if len(plan.steps) > 1:
         transactional += " (each step on its own; stopping between steps keeps the "
         transactional += "steps already done)"
-    print(f"  each step runs in a transaction: {transactional}")
+    print(f"  each step all-or-nothing: {transactional}")
     estimate = seconds(plan.estimate) if plan.estimate else "unknown (no past runs)"
     print(f"  estimated duration: {estimate}")
     print()

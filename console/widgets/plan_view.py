@@ -24,9 +24,9 @@ def render_plan(plan: Any, *, safety_backup: bool = True) -> RenderableType:
     if not plan.transactional:
         head.append(" · NOT transactional: a failed step can stay half-done")
     elif len(plan.steps) > 1:
-        head.append(" · each step in its own transaction")
+        head.append(" · each step all-or-nothing")
     else:
-        head.append(" · one transaction")
+        head.append(" · all-or-nothing")
     estimate = plan.estimate
     head.append(
         f"\nestimated time: {seconds(estimate)}"
