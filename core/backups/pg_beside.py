@@ -538,15 +538,30 @@ def _feed_all(
             for other in loaders:
                 other.kill()
 
+    finished = threading.Event()
+
+    def watch() -> None:
+        """A loader building indexes reads nothing, so its feeder, blocked
+        writing to it, cannot see a cancel: this kills them all at once."""
+        while not finished.wait(0.1):
+            if stop is not None and stop():
+                failures.append(Cancelled("restore cancelled"))
+                for loader in loaders:
+                    loader.kill()
+                return
+
     threads = [
         threading.Thread(target=feed, args=(number, None), daemon=True)
         for number in range(1, len(loaders))
     ]
+    threads.append(threading.Thread(target=watch, daemon=True))
     for thread in threads:
         thread.start()
     feed(0, progress)  # here: progress reaches the caller's thread
-    for thread in threads:
+    for thread in threads[:-1]:
         thread.join()
+    finished.set()
+    threads[-1].join()
     if failures:
         raise failures[0]
 
