@@ -10,7 +10,8 @@ replicated), then times in one run:
   dbr backups restore ID --into DB               into a fresh database
 
 Each restore starts after a CHECKPOINT, so that neither pays for the other's
-writes; --repeat N alternates them N times and compares medians.
+writes; --repeat N runs every measurement N times, alternating, and compares
+medians.
 
 Floors: create <= 0.3x (a) and <= 1.1x (b); peak memory < 100 MB;
 restore <= 0.8x pg_restore. Not part of the test suite: it takes minutes.
@@ -154,8 +155,8 @@ def main() -> int:
         "--repeat",
         type=int,
         default=1,
-        help="time each restore this many times, alternating, and take the "
-        "median (default 1)",
+        help="run every measurement this many times, alternating, and compare "
+        "medians (default 1)",
     )
     parser.add_argument(
         "--database",
@@ -190,13 +191,21 @@ def main() -> int:
         )
         default_file, raw_file = work / "default.dump", work / "z0.dump"
 
-        a_dump, _ = timed(["pg_dump", "-Fc", "-f", str(default_file)], env)
-        a_sum, _ = timed(["sha256sum", str(default_file)])
-        b_dump, _ = timed(["pg_dump", "-Fc", "-Z0", "-f", str(raw_file)], env)
-        raw_file.unlink()
-        create, peak = timed(
-            [*DBR, "--config", str(config), "backups", "create", "bench"]
-        )
+        a_dumps, a_sums, b_dumps, creates, peak = [], [], [], [], 0
+        for _ in range(args.repeat):
+            a_dumps.append(timed(["pg_dump", "-Fc", "-f", str(default_file)], env)[0])
+            a_sums.append(timed(["sha256sum", str(default_file)])[0])
+            b_dumps.append(
+                timed(["pg_dump", "-Fc", "-Z0", "-f", str(raw_file)], env)[0]
+            )
+            raw_file.unlink()
+            took, peak_rss = timed(
+                [*DBR, "--config", str(config), "backups", "create", "bench"]
+            )
+            creates.append(took)
+            peak = max(peak, peak_rss)
+        a_dump, a_sum = statistics.median(a_dumps), statistics.median(a_sums)
+        b_dump, create = statistics.median(b_dumps), statistics.median(creates)
         listing = subprocess.run(
             [*DBR, "--config", str(config), "backups", "list", "--json"],
             capture_output=True,
@@ -246,9 +255,14 @@ def main() -> int:
             f"(a) pg_dump -Fc + sha256sum: {a:6.1f} s  ({a_dump:.1f} + {a_sum:.1f}),"
             f" file {default_file.stat().st_size / 1024**2:,.0f} MB"
         )
-        print(f"(b) pg_dump -Fc -Z0:         {b_dump:6.1f} s")
         print(
-            f"dbr backups create:          {create:6.1f} s, file "
+            f"(b) pg_dump -Fc -Z0:         {b_dump:6.1f} s  "
+            + " ".join(f"{t:.1f}" for t in b_dumps)
+        )
+        print(
+            f"dbr backups create:          {create:6.1f} s  "
+            + " ".join(f"{t:.1f}" for t in creates)
+            + ", file "
             f"{backup['size'] / 1024**2:,.0f} MB, peak RSS {peak / 1024**2:.0f} MB"
         )
         runs = "" if args.repeat == 1 else f" (median of {args.repeat})"
