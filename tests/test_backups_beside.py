@@ -208,11 +208,22 @@ def test_what_an_interrupted_restore_left_is_dropped_by_the_next(
     left = f"{pg_beside._base(database)}__dbr_new_0123456789ab"
     with _admin().connect() as conn:
         conn.execute(sa.text(f'create database "{left}"'))
-    assert _leftovers(database)
-    plan = backups.plan_restore(ws, backup.id)
-    assert ws.executor.run(plan, backups.restore_target(ws, plan), confirmed=True).ok
-    assert not _leftovers(database)
-    ws.close()
+    try:
+        assert _leftovers(database)
+        plan = backups.plan_restore(ws, backup.id)
+        outcome = ws.executor.run(
+            plan, backups.restore_target(ws, plan), confirmed=True
+        )
+        assert outcome.ok
+        assert not _leftovers(database)
+    finally:
+        _drop_quietly(left)
+        ws.close()
+
+
+def _drop_quietly(database: str) -> None:
+    with _admin().connect() as conn:  # whatever the test left, gone
+        conn.execute(sa.text(f'drop database if exists "{database}" with (force)'))
 
 
 def test_a_schema_the_backup_lacks_keeps_the_restore_in_place(
@@ -359,9 +370,12 @@ def test_a_database_left_closed_by_a_stopped_swap_is_opened_by_the_next_restore(
     left = f"{pg_beside._base(database)}__dbr_new_0123456789ab"
     with _admin().connect() as conn:
         conn.execute(sa.text(f'create database "{left}"'))
-    plan = backups.plan_restore(ws, backup.id)
-    assert "opened it again" in plan.summary["reopened"]
-    assert _facts(database)["oid"]  # reachable again
-    assert ws.executor.run(plan, target, confirmed=True).ok
-    assert _count(pg_url) == 300 and not _leftovers(database)
-    ws.close()
+    try:
+        plan = backups.plan_restore(ws, backup.id)
+        assert "opened it again" in plan.summary["reopened"]
+        assert _facts(database)["oid"]  # reachable again
+        assert ws.executor.run(plan, target, confirmed=True).ok
+        assert _count(pg_url) == 300 and not _leftovers(database)
+    finally:
+        _drop_quietly(left)
+        ws.close()
