@@ -55,6 +55,11 @@ def quote(dialect: str, name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def literal(text: str) -> str:
+    """text as an SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
+
+
 def table_names(conn: Connection, dialect: str) -> list[str]:
     """User tables, schema-qualified on PostgreSQL when not in public."""
     if dialect == "postgresql":

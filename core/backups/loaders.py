@@ -15,7 +15,6 @@ import hashlib
 import json
 import logging
 import os
-import re
 import sqlite3
 import subprocess
 import tempfile
@@ -31,7 +30,7 @@ from sqlalchemy.pool import NullPool
 
 from core.backups import pg_beside, stream, tools
 from core.backups.catalog import Backup
-from core.backups.inspect import compare_counts, qualified, quote, table_names
+from core.backups.inspect import compare_counts, literal, qualified, quote, table_names
 from core.backups.stream import Progress, Stop, Tool
 from core.errors import Cancelled, DbrError
 from core.state import new_id
@@ -110,13 +109,6 @@ def load(
     return None
 
 
-def pg_major(target: Target) -> int:
-    with target.engine().connect() as conn:
-        return (
-            int(conn.execute(sa.text("show server_version_num")).scalar_one()) // 10000
-        )
-
-
 def _load_postgresql(
     target: Target, backup: Backup, chunks: object, digest: Any, log: Log | None = None
 ) -> dict[str, int]:
@@ -129,10 +121,7 @@ def _load_postgresql(
     manifest's. On anything else psql is killed, which rolls everything back.
     Returns the row counts, read inside the restore's own transaction.
     """
-    written_by = re.search(r"\)\s*(\d+)", backup.manifest.get("client_version") or "")
-    server = pg_major(target)
-    needed = max(server, int(written_by.group(1)) if written_by else 0)
-    reader = tools.pick_pg_tool("pg_restore", needed)
+    reader, server = pg_beside.reader_for(target, backup)
     psql = tools.pick_pg_tool("psql", server)
     with target.client_call() as call, tempfile.TemporaryDirectory() as private:
         # Index builds and foreign-key checks dominate a restore; give this one
@@ -347,15 +336,11 @@ def _count_sql(backup: Backup) -> str:
         return "select '{}'"
     # The dump's SQL empties search_path, so every name is schema-qualified.
     rows = ", ".join(
-        f"({_literal(table)}, (select count(*) from "
+        f"({literal(table)}, (select count(*) from "
         f"{qualified('postgresql', table if '.' in table else 'public.' + table)}))"
         for table in sorted(backup.tables)
     )
     return f"select json_object_agg(t, n) from (values {rows}) as c(t, n)"
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _read_counts(path: Path) -> dict[str, int]:

@@ -32,7 +32,8 @@ from sqlalchemy.engine import Connection
 
 from core.backups import stream, tools
 from core.backups.catalog import Backup
-from core.backups.inspect import compare_counts, count_rows, quote, row_counts
+from core.backups.dumpers import pg_server_major
+from core.backups.inspect import compare_counts, count_rows, literal, quote, row_counts
 from core.backups.stream import Progress, Stop, Tool
 from core.config import TargetConfig
 from core.errors import Cancelled, DbrError
@@ -172,8 +173,7 @@ def load(
     base = _base(target.database)
     beside = sibling(target, f"{base}__dbr_new_{tag}")
     maintenance = _maintenance(target)
-    server = _major(target)
-    reader = tools.pick_pg_tool("pg_restore", max(server, _written_by(backup))).path
+    reader = reader_for(target, backup)[0].path
     with maintenance.engine().connect() as admin:
         _clear_leftovers(admin, base)
     holder = fence()
@@ -595,15 +595,13 @@ def _maintenance(target: Target) -> Target:
     )
 
 
-def _major(target: Target) -> int:
-    with target.engine().connect() as conn:
-        number = conn.execute(sa.text("show server_version_num")).scalar_one()
-    return int(number) // 10000
-
-
-def _written_by(backup: Backup) -> int:
-    found = re.search(r"\)\s*(\d+)", backup.manifest.get("client_version") or "")
-    return int(found.group(1)) if found else 0
+def reader_for(target: Target, backup: Backup) -> tuple[tools.ClientTool, int]:
+    """The pg_restore that reads backup into target (as new as the server and
+    as the pg_dump that wrote it), and the server's major version."""
+    server = pg_server_major(target)[0]
+    written = re.search(r"\)\s*(\d+)", backup.manifest.get("client_version") or "")
+    needed = max(server, int(written.group(1)) if written else 0)
+    return tools.pick_pg_tool("pg_restore", needed), server
 
 
 def _leftovers(admin: Connection, base: str, kind: str) -> list[str]:
@@ -691,15 +689,15 @@ def _copy_database(admin: Connection, model: str, name: str) -> None:
     options = [
         "template template0",
         f"owner {_ident(row.owner)}",
-        f"encoding {_literal(row.encoding)}",
-        f"lc_collate {_literal(facts['datcollate'])}",
-        f"lc_ctype {_literal(facts['datctype'])}",
+        f"encoding {literal(row.encoding)}",
+        f"lc_collate {literal(facts['datcollate'])}",
+        f"lc_ctype {literal(facts['datctype'])}",
     ]
     if row.spcname != "pg_default":  # naming it needs CREATE on it
         options.append(f"tablespace {_ident(row.spcname)}")
     if facts.get("datlocprovider") == "i":
         icu = facts.get("daticulocale") or facts.get("datlocale")
-        options += ["locale_provider icu", f"icu_locale {_literal(icu)}"]
+        options += ["locale_provider icu", f"icu_locale {literal(icu)}"]
     admin.exec_driver_sql(f"create database {_ident(name)} with " + " ".join(options))
     statements = _acl(admin, row.oid, name)
     for role, entry in admin.execute(
@@ -712,7 +710,7 @@ def _copy_database(admin: Connection, model: str, name: str) -> None:
         statements.append(_setting(admin, name, role, entry))
     if row.comment is not None:
         statements.append(
-            f"comment on database {_ident(name)} is {_literal(row.comment)}"
+            f"comment on database {_ident(name)} is {literal(row.comment)}"
         )
     for statement in statements:
         admin.exec_driver_sql(statement)
@@ -747,10 +745,10 @@ def _setting(admin: Connection, name: str, role: int, entry: str) -> str:
     key, _, value = entry.partition("=")
     if key in _LIST_SETTINGS:
         values = ", ".join(
-            _literal(item.strip().strip('"')) for item in _split_list(value)
+            literal(item.strip().strip('"')) for item in _split_list(value)
         )
     else:
-        values = _literal(value)
+        values = literal(value)
     if role == 0:
         return f"alter database {_ident(name)} set {_ident(key)} to {values}"
     who = admin.execute(
@@ -916,7 +914,3 @@ def _drop(admin: Connection, name: str) -> str | None:
 
 def _ident(name: str) -> str:
     return quote("postgresql", name)
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
