@@ -101,6 +101,9 @@ def _dump_postgresql(
     )
     with engine.connect() as conn:
         snapshot = conn.execute(sa.text("select pg_export_snapshot()")).scalar_one()
+        # One process counts beside pg_dump: parallel workers would only take
+        # the cores pg_dump's own server process needs.
+        conn.execute(sa.text("set local max_parallel_workers_per_gather = 0"))
         with target.client_call() as call:
             # -Z0: pg_dump stays fast and zstd, cheaper and better, compresses.
             args = [

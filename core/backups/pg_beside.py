@@ -225,6 +225,16 @@ def _base(database: str) -> str:
 
 
 @contextmanager
+def _counting(beside: Target) -> Iterator[Connection]:
+    """A connection for counting rows while the restore still works: each count
+    lets go of its table at once, and runs in one process (parallel workers
+    would only take the cores the restore needs)."""
+    with _autocommit(beside) as conn:
+        conn.exec_driver_sql("set max_parallel_workers_per_gather = 0")
+        yield conn
+
+
+@contextmanager
 def _autocommit_on(conn: Connection) -> Iterator[Connection]:
     with conn.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
         yield c
@@ -275,7 +285,7 @@ def _restore(
 
     def count(number: int) -> None:
         """Count a loader's tables as soon as it is done, while others work."""
-        with _autocommit(beside) as conn:
+        with _counting(beside) as conn:
             for table in _tables_of(shares[number]):
                 counted[table] = count_rows(conn, "postgresql", table)
 
@@ -304,8 +314,7 @@ def _restore(
     flushing.start()
     try:
         # The data is all in: counting overlaps with the last constraints.
-        # Autocommit: each count lets go of its table at once.
-        with _autocommit(beside) as conn:
+        with _counting(beside) as conn:
             counts = row_counts(conn, "postgresql", partitions=True, known=counted)
         while post.process.poll() is None:
             if stop is not None and stop():
