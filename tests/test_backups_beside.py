@@ -57,7 +57,8 @@ def _items(tmp_path: Path, url: str, name: str = "shop"):
         conn.execute(sa.text("create table items (id int primary key, label text)"))
         conn.execute(
             sa.text(
-                "insert into items select g, 'item ' || g from generate_series(1, 300) g"
+                "insert into items select g, 'item ' || g "
+                "from generate_series(1, 300) g"
             )
         )
     engine.dispose()
