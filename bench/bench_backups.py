@@ -255,25 +255,24 @@ def main() -> int:
             f"(a) pg_dump -Fc + sha256sum: {a:6.1f} s  ({a_dump:.1f} + {a_sum:.1f}),"
             f" file {default_file.stat().st_size / 1024**2:,.0f} MB"
         )
+
+        def shown(median: float, times: list[float]) -> str:
+            runs = (
+                ""
+                if len(times) == 1
+                else " (median of " + " ".join(f"{t:.1f}" for t in times) + ")"
+            )
+            return f"{median:6.1f} s{runs}"
+
+        print(f"(b) pg_dump -Fc -Z0:         {shown(b_dump, b_dumps)}")
         print(
-            f"(b) pg_dump -Fc -Z0:         {b_dump:6.1f} s  "
-            + " ".join(f"{t:.1f}" for t in b_dumps)
-        )
-        print(
-            f"dbr backups create:          {create:6.1f} s  "
-            + " ".join(f"{t:.1f}" for t in creates)
-            + ", file "
+            f"dbr backups create:          {shown(create, creates)}, file "
             f"{backup['size'] / 1024**2:,.0f} MB, peak RSS {peak / 1024**2:.0f} MB"
         )
-        runs = "" if args.repeat == 1 else f" (median of {args.repeat})"
+        print(f"pg_restore -d (default -Fc): {shown(restore_pg, restores_pg)}")
         print(
-            f"pg_restore -d (default -Fc): {restore_pg:6.1f} s{runs}  "
-            + " ".join(f"{t:.1f}" for t in restores_pg)
-        )
-        print(
-            f"dbr backups restore --into:  {restore_dbr:6.1f} s{runs}  "
-            + " ".join(f"{t:.1f}" for t in restores_dbr)
-            + f", peak RSS {restore_peak / 1024**2:.0f} MB"
+            f"dbr backups restore --into:  {shown(restore_dbr, restores_dbr)}, "
+            f"peak RSS {restore_peak / 1024**2:.0f} MB"
         )
         checks = [
             ("create / (a)", create / a, 0.3),

@@ -20,7 +20,6 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable
 from datetime import UTC
 from pathlib import Path
 from typing import Any
@@ -55,7 +54,7 @@ join pg_stat_activity b on b.pid = x.pid
 where w.application_name = :app
 order by b.pid
 """
-Log = Callable[[str], None]
+Log = pg_beside.Log
 
 
 def load(

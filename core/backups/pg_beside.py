@@ -827,7 +827,7 @@ def _swap(
             )
             admin.commit()
         raise
-    with admin.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+    with _autocommit_on(admin) as conn:
         why = _drop(conn, old)
     if why:
         say(
