@@ -14,14 +14,16 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-
-import httpx
+from typing import TYPE_CHECKING
 
 from core import events as ev
 from core.config import SinkConfig
 from core.errors import ConfigError
 from core.events import Event, Severity
 from core.secrets import display_url, register
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +111,8 @@ class WebhookSink(Sink):
         self._thread.join(timeout)
 
     def _deliver(self) -> None:
+        import httpx  # here: most commands send no webhook, and it takes 40 ms
+
         with httpx.Client(timeout=self.timeout, follow_redirects=False) as client:
             while (event := self._queue.get()) is not None:
                 try:
@@ -123,6 +127,8 @@ class WebhookSink(Sink):
                     log.exception("recording a failed alert of %s failed", self.name)
 
     def _post(self, client: httpx.Client, event: Event) -> str | None:
+        import httpx
+
         body = event.to_dict()
         body["text"] = slack_text(event)
         payload = json.dumps(body, default=str).encode()
@@ -145,6 +151,8 @@ class WebhookSink(Sink):
 
 def register_url_secret(url: str) -> None:
     """Webhook URLs often carry their secret in the path; keep it out of output."""
+    import httpx
+
     try:
         parts = httpx.URL(url)
     except httpx.InvalidURL as exc:

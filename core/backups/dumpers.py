@@ -46,6 +46,26 @@ class Dumped:
     restore_hints: dict[str, Any] = field(default_factory=dict)
 
 
+class PgDataBlocks:
+    """The starts of table data in a pg_dump custom-format stream written with
+    --compress=0, where each frame then holds one table's rows.
+
+    A data block opens with its type (1) and dump id (a sign byte, then four
+    bytes little-endian), and the one before it closes with a zero length (five
+    zero bytes). Row text never holds a zero byte, so five zeros then 1, 0 is a
+    block start once the table of contents is past; a match inside the table of
+    contents names no table's data, and a restore ignores it.
+    """
+
+    PATTERN = b"\x00\x00\x00\x00\x00\x01\x00"
+    SIZE = len(PATTERN) + 4
+    CUT = 5
+    LIMIT = 20_000
+
+    def label(self, match: bytes) -> int:
+        return int.from_bytes(match[len(self.PATTERN) :], "little")
+
+
 def pg_server_major(target: Target) -> tuple[int, str]:
     with target.engine().connect() as conn:
         number = int(conn.execute(sa.text("show server_version_num")).scalar_one())
@@ -123,7 +143,14 @@ def _dump_postgresql(
             # snapshot pg_dump reads, counts the rows it is dumping.
             with ThreadPoolExecutor(1, thread_name_prefix="dbr-dump") as pool:
                 dumping = pool.submit(
-                    _run_dump, "pg_dump", args, call.env, out, progress, halted
+                    _run_dump,
+                    "pg_dump",
+                    args,
+                    call.env,
+                    out,
+                    progress,
+                    halted,
+                    PgDataBlocks(),
                 )
                 try:
                     every = inspect.row_counts(conn, "postgresql", partitions=True)
@@ -146,7 +173,10 @@ def _dump_postgresql(
         heads,
         requires,
         warnings=warnings,
-        restore_hints={"bytes_and_rows_by_oid": hints},
+        restore_hints={
+            "bytes_and_rows_by_oid": hints,
+            "frames_by_dump_id": written.frames,
+        },
     )
 
 
@@ -211,13 +241,14 @@ def _run_dump(
     out: BinaryIO,
     progress: Progress | None,
     stop: Stop | None,
+    cuts: stream.Cuts | None = None,
 ) -> tuple[Written, list[str]]:
     tool = Tool(name, args, env, stdout=subprocess.PIPE)
     try:
         assert tool.process.stdout is not None
         try:
             written = stream.compress_into(
-                tool.process.stdout, out, progress=progress, stop=stop
+                tool.process.stdout, out, progress=progress, stop=stop, cuts=cuts
             )
         except BaseException:
             exited = tool.process.poll()

@@ -38,10 +38,14 @@ from core.targets import Target
 log = logging.getLogger(__name__)
 
 RESTORE_SETTINGS = "-c maintenance_work_mem=512MB -c work_mem=64MB"
-# Restoring beside, the loaders already keep every core busy: index builds gain
-# nothing from helper processes, and no commit before the swap needs to wait
-# for the disk (the swap's own commit flushes everything written before it).
-PARALLEL_SETTINGS = "-c max_parallel_maintenance_workers=0 -c synchronous_commit=off"
+# Restoring beside, the loaders already keep every core busy: index builds and
+# foreign key checks gain nothing from helper processes, and no commit before
+# the swap needs to wait for the disk (the swap's own commit flushes everything
+# written before it).
+PARALLEL_SETTINGS = (
+    "-c max_parallel_maintenance_workers=0 -c max_parallel_workers_per_gather=0 "
+    "-c synchronous_commit=off"
+)
 # How long the restore's session waits for a lock (another session's open
 # transaction on a table it replaces) before it gives up and rolls back.
 RESTORE_LOCK_TIMEOUT = 30.0  # seconds

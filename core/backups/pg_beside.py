@@ -15,6 +15,7 @@ do: see blockers().
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import logging
 import re
@@ -260,8 +261,9 @@ def _restore(
     common = ["--exit-on-error", "--no-password", connect]
     head = work / "head.dump"
     _pre_data(reader, env, backup, common, head, stop)
-    shares, last = _work_lists(reader, env, head, backup)
+    shares, last, data_order = _work_lists(reader, env, head, backup)
     say(f"loading table data with {len(shares)} pg_restore processes")
+    parts = [_stretches(backup, data_order, share) for share in shares]
     loaders = []
     for number, lines in enumerate(shares):
         chosen = work / f"part-{number}.list"
@@ -290,7 +292,7 @@ def _restore(
                 counted[table] = count_rows(conn, "postgresql", table)
 
     try:
-        _feed_all(loaders, backup, progress, stop, count)
+        _feed_all(loaders, parts, backup, progress, stop, count)
     finally:
         for loader in loaders:
             loader.close()
@@ -357,7 +359,7 @@ def _flush_early(beside: Target) -> None:
 
 def _work_lists(
     reader: str, env: dict[str, str], head: Path, backup: Backup
-) -> tuple[list[list[str]], list[str]]:
+) -> tuple[list[list[str]], list[str], list[int]]:
     """Share the table data among JOBS loaders by the work it brings; each
     loader then builds the indexes, keys and triggers of its own tables. The
     rest of the post-data section (what spans loaders, partitioned tables'
@@ -438,7 +440,8 @@ def _work_lists(
             last.append(line)
     for share in shares:
         share.sort(key=lambda line: order[_dump_id(line)])  # a stream goes forward
-    return [share for job, share in enumerate(shares) if job == 0 or share], last
+    kept = [share for job, share in enumerate(shares) if job == 0 or share]
+    return kept, last, [_dump_id(line) for line in data]
 
 
 def _post_data_dependencies(
@@ -499,45 +502,81 @@ def _pre_data(
         tool.close()
 
 
+def _stretches(
+    backup: Backup, data_order: list[int], share: list[str]
+) -> list[tuple[int, int]] | None:
+    """The stretches of the backup file a loader needs: the head (the table of
+    contents) and the frames holding its tables' data. None where the backup
+    has no frames (then the loader reads it all, skipping the rest itself).
+
+    The frames are those the dump started at a data block, kept only where the
+    block is one of the table of contents' and in its order; a table whose
+    block began no frame lies in the frame of the table before it.
+    """
+    hints = backup.manifest.get("restore_hints") or {}
+    place = {number: order for order, number in enumerate(data_order)}
+    starts: list[tuple[int, int]] = []  # (place in the data order, file offset)
+    for number, offset in hints.get("frames_by_dump_id") or []:
+        order = place.get(number)
+        if order is not None and (not starts or order > starts[-1][0]):
+            starts.append((order, offset))
+    if not starts:
+        return None
+    ends = [offset for _, offset in starts[1:]] + [backup.size]
+    wanted = {(0, starts[0][1])}
+    for line in share:
+        order = place.get(_dump_id(line))
+        if order is None:
+            continue
+        frame = bisect.bisect_right([o for o, _ in starts], order) - 1
+        if frame >= 0:
+            wanted.add((starts[frame][1], ends[frame]))
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(wanted):
+        if merged and merged[-1][1] == start:
+            merged[-1] = (merged[-1][0], end)
+        else:
+            merged.append((start, end))
+    return merged
+
+
 def _feed_all(
     loaders: list[Tool],
+    parts: list[list[tuple[int, int]] | None],
     backup: Backup,
     progress: Progress | None,
     stop: Stop | None,
     done: Callable[[int], None],
 ) -> None:
-    """Give each loader its own decompression of the backup, in parallel, and
-    wait for it; each pass also hashes the whole file, which must match the
-    manifest. The first failure kills every loader, and is the one raised;
-    done(number) runs as each loader succeeds."""
+    """Give each loader its own decompression of its part of the backup, in
+    parallel, and wait for it, while one more thread hashes the whole file,
+    which must match the manifest. The first failure kills every loader, and
+    is the one raised; done(number) runs as each loader succeeds."""
     failures: list[BaseException] = []
+    read = [0] * len(loaders)
+    total = sum(
+        backup.size if part is None else sum(end - start for start, end in part)
+        for part in parts
+    )
 
     def feed(number: int, report: Progress | None) -> None:
         loader = loaders[number]
-        digest = hashlib.sha256()
-        read = [0]
 
         def seen(done: int) -> None:
-            read[0] = done
+            read[number] = done
             if report is not None:
-                report(done)
+                report(sum(read) * backup.size // max(total, 1))
 
         chunks = stream.decompressed(
-            backup.path, progress=seen, stop=stop, digest=digest
+            backup.path, progress=seen, stop=stop, stretches=parts[number]
         )
         try:
             stream.feed(loader, chunks)
             chunks.close()
-            _hash_rest(backup.path, digest, read[0])
-            if digest.hexdigest() != backup.sha256:
-                raise DbrError(
-                    f"backup {backup.id} changed while it was restored",
-                    cause="its SHA-256 no longer matches the manifest",
-                    hint=f"verify it with `dbr backups verify {backup.id}`",
-                )
             while loader.process.poll() is None:  # building its indexes
                 if stop is not None and stop():
                     raise Cancelled("restore cancelled")
+                seen(read[number])  # the others may still be reading
                 time.sleep(0.05)
             loader.finish()
             if not failures:
@@ -546,6 +585,19 @@ def _feed_all(
             failures.append(exc)
             for other in loaders:
                 other.kill()
+
+    def check() -> None:
+        try:
+            if stream.sha256_of(backup.path, stop) != backup.sha256:
+                raise DbrError(
+                    f"backup {backup.id} changed while it was restored",
+                    cause="its SHA-256 no longer matches the manifest",
+                    hint=f"verify it with `dbr backups verify {backup.id}`",
+                )
+        except BaseException as exc:
+            failures.append(exc)
+            for loader in loaders:
+                loader.kill()
 
     finished = threading.Event()
 
@@ -563,6 +615,7 @@ def _feed_all(
         threading.Thread(target=feed, args=(number, None), daemon=True)
         for number in range(1, len(loaders))
     ]
+    threads.append(threading.Thread(target=check, daemon=True))
     threads.append(threading.Thread(target=watch, daemon=True))
     for thread in threads:
         thread.start()
@@ -573,14 +626,6 @@ def _feed_all(
     threads[-1].join()
     if failures:
         raise failures[0]
-
-
-def _hash_rest(path: Path, digest: Any, offset: int) -> None:
-    """Finish the SHA-256 of path from offset, where its reader stopped early."""
-    with open(path, "rb") as handle:
-        handle.seek(offset)
-        while block := handle.read(stream.CHUNK * 4):
-            digest.update(block)
 
 
 def _conninfo(database: str) -> str:

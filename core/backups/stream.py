@@ -18,9 +18,9 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, BinaryIO
+from typing import IO, Any, BinaryIO, Protocol
 
 import zstandard
 
@@ -46,6 +46,7 @@ class Written:
     size: int
     raw_size: int
     sha256: str
+    frames: list[list[Any]] = field(default_factory=list)
 
 
 class ToolFailed(DbrError):
@@ -117,16 +118,43 @@ def partial_file(folder: Path, name: str) -> Iterator[tuple[Path, BinaryIO]]:
         handle.close()
 
 
+class Cuts(Protocol):
+    """Where a compressed stream starts a new zstd frame: at CUT bytes into each
+    match of PATTERN (a match being the SIZE bytes that start with PATTERN). A
+    reader can then decompress one stretch of the file without the rest."""
+
+    PATTERN: bytes
+    SIZE: int
+    CUT: int
+    LIMIT: int  # frames at most; the rest of the stream stays in the last
+
+    def label(self, match: bytes) -> Any:
+        """What the manifest records for the frame a match starts."""
+
+
 def compress_into(
-    source: IO[bytes], out: BinaryIO, *, progress: Progress | None, stop: Stop | None
+    source: IO[bytes],
+    out: BinaryIO,
+    *,
+    progress: Progress | None,
+    stop: Stop | None,
+    cuts: Cuts | None = None,
 ) -> Written:
-    """Compress source to out, hashing the compressed bytes; fsync at the end."""
+    """Compress source to out, hashing the compressed bytes; fsync at the end.
+
+    With cuts, a new frame begins at each of its matches, and Written.frames
+    lists [label, compressed offset] for each.
+    """
     digest = hashlib.sha256()
     # One thread: it keeps up with pg_dump here, and worker threads would cost
     # about 45 MB of buffers.
     compressor = zstandard.ZstdCompressor(level=LEVEL, write_checksum=True)
     chunker = compressor.chunker(chunk_size=CHUNK)
     raw = size = 0
+    frames: list[list[Any]] = []
+    # Bytes read but not compressed yet: a match can straddle two reads, so the
+    # last SIZE - 1 bytes of each wait for the next.
+    held = b""
 
     def put(pieces: Iterator[bytes]) -> None:
         nonlocal size
@@ -139,16 +167,66 @@ def compress_into(
         if stop is not None and stop():
             raise Cancelled("backup cancelled")
         block = source.read(CHUNK)
+        raw += len(block)
+        if cuts is None:
+            if not block:
+                break
+            put(chunker.compress(block))
+            if progress is not None:
+                progress(raw)
+            continue
+        # A match starts in the bytes held back or in this block; those in the
+        # block are found where they lie, without copying it.
+        edge = held + block[: cuts.SIZE - 1]
+        found = [at for at in _matches(edge, cuts) if at < len(held)]
+        found += [at + len(held) for at in _matches(block, cuts)]
+        pieces = (memoryview(held), memoryview(block))
+        done = 0
+        for at in found:
+            if len(frames) >= cuts.LIMIT:
+                break
+            cut = at + cuts.CUT
+            for piece in _span(pieces, done, cut):
+                put(chunker.compress(piece))
+            put(chunker.finish())
+            chunker = compressor.chunker(chunk_size=CHUNK)
+            if at < len(held):
+                match = edge[at : at + cuts.SIZE]
+            else:
+                match = block[at - len(held) : at - len(held) + cuts.SIZE]
+            frames.append([cuts.label(match), size])
+            done = cut
+        end = len(held) + len(block)
+        upto = max(done, end - (cuts.SIZE - 1 if block else 0))
+        for piece in _span(pieces, done, upto):
+            put(chunker.compress(piece))
+        held = b"".join(bytes(piece) for piece in _span(pieces, upto, end))
         if not block:
             break
-        raw += len(block)
-        put(chunker.compress(block))
         if progress is not None:
             progress(raw)
     put(chunker.finish())
     out.flush()
     os.fsync(out.fileno())
-    return Written(size=size, raw_size=raw, sha256=digest.hexdigest())
+    return Written(size=size, raw_size=raw, sha256=digest.hexdigest(), frames=frames)
+
+
+def _matches(data: bytes, cuts: Cuts) -> Iterator[int]:
+    """Where whole matches of cuts' pattern start in data."""
+    at = data.find(cuts.PATTERN)
+    while 0 <= at and at + cuts.SIZE <= len(data):
+        yield at
+        at = data.find(cuts.PATTERN, at + 1)
+
+
+def _span(
+    pieces: tuple[memoryview, memoryview], start: int, end: int
+) -> Iterator[memoryview]:
+    """Bytes start to end of two pieces read as one, without copying."""
+    for piece in pieces:
+        if start < len(piece) and end > 0:
+            yield piece[max(start, 0) : min(end, len(piece))]
+        start, end = start - len(piece), end - len(piece)
 
 
 def _write_all(out: BinaryIO, data: bytes) -> None:
@@ -164,15 +242,18 @@ def decompressed(
     progress: Progress | None = None,
     stop: Stop | None = None,
     digest: Any = None,
+    stretches: list[tuple[int, int]] | None = None,
 ) -> Iterator[bytes]:
     """The decompressed content of a backup file, in chunks; checks zstd checksums.
 
     progress receives compressed bytes consumed so far; digest, if given, is
     updated with every compressed byte (one pass for checksum and content).
+    stretches, [start, end) offsets of whole frames, limits the reading to them.
     """
     decompressor = zstandard.ZstdDecompressor()
     with open(path, "rb") as handle:
-        counting = _Counting(handle, progress, digest)
+        source = handle if stretches is None else _Stretches(handle, stretches)
+        counting = _Counting(source, progress, digest)
         reader = decompressor.stream_reader(
             counting, read_size=CHUNK, read_across_frames=True
         )
@@ -192,12 +273,37 @@ def decompressed(
             yield block
 
 
+class _Stretches:
+    """A file read as the concatenation of some of its stretches."""
+
+    def __init__(self, handle: BinaryIO, stretches: list[tuple[int, int]]) -> None:
+        self.handle = handle
+        self.left = list(reversed(stretches))
+
+    def read(self, size: int = -1) -> bytes:
+        while self.left:
+            start, end = self.left[-1]
+            if start >= end:
+                self.left.pop()
+                continue
+            self.handle.seek(start)
+            data = self.handle.read(
+                min(size, end - start) if size >= 0 else end - start
+            )
+            if not data:
+                raise DbrError(
+                    f"backup file {self.handle.name} is shorter than its manifest says",
+                    hint="the file is damaged; use another backup",
+                )
+            self.left[-1] = (start + len(data), end)
+            return data
+        return b""
+
+
 class _Counting:
     """A file wrapper that reports how many bytes have been read from it."""
 
-    def __init__(
-        self, handle: BinaryIO, progress: Progress | None, digest: Any
-    ) -> None:
+    def __init__(self, handle: Any, progress: Progress | None, digest: Any) -> None:
         self.handle = handle
         self.progress = progress
         self.digest = digest

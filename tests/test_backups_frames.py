@@ -1,0 +1,136 @@
+"""A PostgreSQL backup starts a zstd frame where each table's data starts, so that
+each loader of a restore beside reads the table of contents and its own tables
+only. A backup whose manifest lists no frames, or only some, still restores."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+import zstandard
+
+from core import backups
+from core.backups import catalog, pg_beside, stream
+from core.backups.catalog import Backup
+from core.backups.dumpers import PgDataBlocks
+from tests.backups_helpers import load_pagila, state_of, workspace
+
+
+class _Trickle:
+    """A pipe that hands over at most `step` bytes per read, as a slow one may."""
+
+    def __init__(self, data: bytes, step: int) -> None:
+        self.data, self.step, self.at = data, step, 0
+
+    def read(self, size: int = -1) -> bytes:
+        piece = self.data[self.at : self.at + min(size, self.step)]
+        self.at += len(piece)
+        return piece
+
+
+def _archive(ids: list[int]) -> bytes:
+    """The shape of a pg_dump custom archive: a table of contents holding look-
+    alikes of a block start, then one data block per id (rows as chunks)."""
+    toc = b"PGDMP" + b"\x00" * 9 + b"\x01\x00\x00\x00\x30\x00" + b"head" * 50
+    blocks = []
+    for number in ids:
+        rows = b"".join(
+            b"\x00" + len(row).to_bytes(4, "little") + row
+            for row in (f"{number}\t{n}\n".encode() for n in range(number % 50))
+        )
+        blocks.append(b"\x01\x00" + number.to_bytes(4, "little") + rows + b"\x00" * 5)
+    return toc + b"\x00" * 8 + b"".join(blocks)
+
+
+@pytest.mark.parametrize("step", [1, 7, 12, 4096, stream.CHUNK])
+def test_frames_start_at_each_data_block_whatever_the_reads(
+    tmp_path: Path, step: int
+) -> None:
+    ids = [10, 3682, 3690, 2600, 70000]
+    data = _archive(ids)
+    with (tmp_path / "backup.zst").open("wb") as out:
+        written = stream.compress_into(
+            _Trickle(data, step), out, progress=None, stop=None, cuts=PgDataBlocks()
+        )
+    file = (tmp_path / "backup.zst").read_bytes()
+    whole = zstandard.ZstdDecompressor().stream_reader(
+        io.BytesIO(file), read_across_frames=True
+    )
+    assert whole.read() == data
+    labels = [label for label, _ in written.frames]
+    assert [label for label in labels if label in ids] == ids
+    offsets = [offset for _, offset in written.frames] + [len(file)]
+    for (label, start), end in zip(written.frames, offsets[1:], strict=True):
+        piece = zstandard.ZstdDecompressor().stream_reader(
+            io.BytesIO(file[start:end]), read_across_frames=True
+        )
+        assert piece.read(6) == b"\x01\x00" + label.to_bytes(4, "little")
+
+
+def _toc(reader: str, backup: Backup, work: Path) -> list[str]:
+    head = work / "head.dump"
+    with head.open("wb") as out:
+        for chunk in stream.decompressed(backup.path):
+            out.write(chunk)
+    listed = subprocess.run(
+        [reader, "--list", str(head)], capture_output=True, text=True, check=True
+    )
+    return [line for line in listed.stdout.splitlines() if " TABLE DATA " in line]
+
+
+def _with_frames(ws, backup: Backup, frames: list | None) -> Backup:
+    manifest = json.loads(backup.manifest_path.read_text())
+    if frames is None:
+        del manifest["restore_hints"]["frames_by_dump_id"]
+    else:
+        manifest["restore_hints"]["frames_by_dump_id"] = frames
+    catalog.write_json(backup.manifest_path, manifest)
+    catalog.index(ws.store, Backup.from_manifest(manifest, backup.path))
+    return backups.get_backup(ws, backup.id)
+
+
+def test_each_loader_reads_its_own_tables_and_old_manifests_still_restore(
+    tmp_path: Path, pg_url: str
+) -> None:
+    load_pagila(pg_url)
+    ws = workspace(tmp_path, pg_url, "pagila")
+    target = ws.target("pagila")
+    before = state_of(target)
+    backup = backups.create_backup(ws, "pagila")
+    reader = pg_beside.reader_for(target, backup)[0].path
+    entries = _toc(reader, backup, tmp_path)
+    order = [pg_beside._dump_id(line) for line in entries]
+    frames = backup.manifest["restore_hints"]["frames_by_dump_id"]
+    # Every table's data begins a frame of its own, in the dump's order.
+    assert [label for label, _ in frames if label in order] == order
+
+    payment = [line for line in entries if " payment_p2022_0" in line]
+    alone = pg_beside._stretches(backup, order, payment[:1])
+    assert alone is not None
+    read = sum(end - start for start, end in alone)
+    # One of the payment table's partitions, and the table of contents.
+    assert read < backup.size / 4, (read, backup.size)
+
+    frames_of = {
+        "all": frames,
+        "every other": frames[::2],
+        "none": None,
+    }
+    for case, kept in frames_of.items():
+        backup = _with_frames(ws, backup, kept)
+        with target.engine().begin() as conn:
+            conn.execute(sa.text("delete from payment where amount < 5"))
+            conn.execute(sa.text("delete from film_actor"))
+        target.dispose()
+        plan = backups.plan_restore(ws, backup.id)
+        assert plan.summary["method"].startswith("beside")
+        outcome = ws.executor.run(
+            plan, backups.restore_target(ws, plan), confirmed=True
+        )
+        assert outcome.ok, (case, outcome.error)
+        assert state_of(target) == before, case
+    ws.close()
