@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -200,13 +201,16 @@ def plan_restore(
     else:
         destination = ws.target(target or backup.target)
     reopened = None
-    if destination.dialect == "postgresql" and backup.dialect == "postgresql":
-        reopened = pg_beside.reopen_if_interrupted(destination)
-    if backup.verified:
-        # Fully verified before: proving the file unchanged since is enough.
-        verification = verify.checksum_only(backup)
-    else:
-        verification = verify.verify(ws.store, backup)
+    with ThreadPoolExecutor(1, thread_name_prefix="dbr-checksum") as pool:
+        # Fully verified before: proving the file unchanged since is enough,
+        # and the hashing (no lock held) overlaps the first connection.
+        checked = pool.submit(verify.checksum_only, backup) if backup.verified else None
+        if destination.dialect == "postgresql" and backup.dialect == "postgresql":
+            reopened = pg_beside.reopen_if_interrupted(destination)
+        if checked is not None:
+            verification = checked.result()
+        else:
+            verification = verify.verify(ws.store, backup)
     restore.preflight(backup, destination, verification)
     plan = restore.build_plan(
         backup,
