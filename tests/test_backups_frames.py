@@ -71,15 +71,50 @@ def test_frames_start_at_each_data_block_whatever_the_reads(
         assert piece.read(6) == b"\x01\x00" + label.to_bytes(4, "little")
 
 
+def test_a_look_alike_in_large_objects_starts_no_stretch(tmp_path: Path) -> None:
+    data = [
+        "3682; 0 16430 TABLE DATA public actor postgres",
+        "3690; 0 16441 TABLE DATA public payment postgres",
+        "3700; 0 0 SEQUENCE SET public actor_actor_id_seq postgres",
+        "3720; 0 0 BLOBS - BLOBS ",
+    ]
+    manifest = {
+        "id": "b1",
+        "target": "t",
+        "dialect": "postgresql",
+        "created_at": "2026-12-04T00:00:00+00:00",
+        "size": 10_000,
+        # The large objects' bytes hold a look-alike naming the sequence.
+        "restore_hints": {
+            "frames_by_dump_id": [[3682, 200], [3690, 4000], [3700, 9000]]
+        },
+    }
+    backup = Backup.from_manifest(manifest, tmp_path / "b1.pgdump.zst")
+    starts = pg_beside._frame_starts(backup, data)
+    assert starts == [(0, 200), (1, 4000)]
+    assert pg_beside._stretches(backup, starts, data, data[:1]) == [(0, 4000)]
+    # The large objects lie after the last table's data, in its frame.
+    later = [(0, 200), (4000, 10_000)]
+    assert pg_beside._stretches(backup, starts, data, data[1:2]) == later
+    assert pg_beside._stretches(backup, starts, data, data[3:]) == later
+
+
 def _toc(reader: str, backup: Backup, work: Path) -> list[str]:
     head = work / "head.dump"
     with head.open("wb") as out:
         for chunk in stream.decompressed(backup.path):
             out.write(chunk)
     listed = subprocess.run(
-        [reader, "--list", str(head)], capture_output=True, text=True, check=True
+        [reader, "--list", "--section=data", str(head)],
+        capture_output=True,
+        text=True,
+        check=True,
     )
-    return [line for line in listed.stdout.splitlines() if " TABLE DATA " in line]
+    return [
+        line
+        for line in listed.stdout.splitlines()
+        if line.strip() and not line.startswith(";")
+    ]
 
 
 def _with_frames(ws, backup: Backup, frames: list | None) -> Backup:
@@ -102,22 +137,28 @@ def test_each_loader_reads_its_own_tables_and_old_manifests_still_restore(
     before = state_of(target)
     backup = backups.create_backup(ws, "pagila")
     reader = pg_beside.reader_for(target, backup)[0].path
-    entries = _toc(reader, backup, tmp_path)
+    data = _toc(reader, backup, tmp_path)
+    entries = [line for line in data if " TABLE DATA " in line]
     order = [pg_beside._dump_id(line) for line in entries]
     frames = backup.manifest["restore_hints"]["frames_by_dump_id"]
     # Every table's data begins a frame of its own, in the dump's order.
     assert [label for label, _ in frames if label in order] == order
 
     payment = [line for line in entries if " payment_p2022_0" in line]
-    alone = pg_beside._stretches(backup, order, payment[:1])
+    starts = pg_beside._frame_starts(backup, data)
+    alone = pg_beside._stretches(backup, starts, data, payment[:1])
     assert alone is not None
     read = sum(end - start for start, end in alone)
     # One of the payment table's partitions, and the table of contents.
     assert read < backup.size / 4, (read, backup.size)
 
+    first = next(label for label, _ in frames if label in order)
     frames_of = {
         "all": frames,
         "every other": frames[::2],
+        # A look-alike in the table of contents naming the first table: the
+        # head would be cut short, so the loaders read the whole file.
+        "one cutting the table of contents": [[first, frames[1][1]], *frames],
         "none": None,
     }
     for case, kept in frames_of.items():

@@ -261,9 +261,13 @@ def _restore(
     common = ["--exit-on-error", "--no-password", connect]
     head = work / "head.dump"
     _pre_data(reader, env, backup, common, head, stop)
-    shares, last, data_order = _work_lists(reader, env, head, backup)
+    shares, last, data = _work_lists(reader, env, head, backup)
     say(f"loading table data with {len(shares)} pg_restore processes")
-    parts = [_stretches(backup, data_order, share) for share in shares]
+    starts = _frame_starts(backup, data)
+    if starts and not _toc_within(reader, env, backup, starts[0][1], work):
+        log.warning("backup %s: its frames do not fit its table of contents", backup.id)
+        starts = []  # then each loader reads the whole file
+    parts = [_stretches(backup, starts, data, share) for share in shares]
     loaders = []
     for number, lines in enumerate(shares):
         chosen = work / f"part-{number}.list"
@@ -359,7 +363,7 @@ def _flush_early(beside: Target) -> None:
 
 def _work_lists(
     reader: str, env: dict[str, str], head: Path, backup: Backup
-) -> tuple[list[list[str]], list[str], list[int]]:
+) -> tuple[list[list[str]], list[str], list[str]]:
     """Share the table data among JOBS loaders by the work it brings; each
     loader then builds the indexes, keys and triggers of its own tables. The
     rest of the post-data section (what spans loaders, partitioned tables'
@@ -441,7 +445,7 @@ def _work_lists(
     for share in shares:
         share.sort(key=lambda line: order[_dump_id(line)])  # a stream goes forward
     kept = [share for job, share in enumerate(shares) if job == 0 or share]
-    return kept, last, [_dump_id(line) for line in data]
+    return kept, last, data
 
 
 def _post_data_dependencies(
@@ -502,26 +506,56 @@ def _pre_data(
         tool.close()
 
 
-def _stretches(
-    backup: Backup, data_order: list[int], share: list[str]
-) -> list[tuple[int, int]] | None:
-    """The stretches of the backup file a loader needs: the head (the table of
-    contents) and the frames holding its tables' data. None where the backup
-    has no frames (then the loader reads it all, skipping the rest itself).
+def _frame_starts(backup: Backup, data: list[str]) -> list[tuple[int, int]]:
+    """Where each table's data starts a frame of the backup file, as (place in
+    data, file offset); data is the data section's entries in the file's order.
 
-    The frames are those the dump started at a data block, kept only where the
-    block is one of the table of contents' and in its order; a table whose
-    block began no frame lies in the frame of the table before it.
+    A frame counts only where it starts a table's data in that order: a look-
+    alike of a block start in large objects' bytes (they come after every
+    table) is passed over; one in the table of contents would cut it short,
+    which _toc_within() catches.
     """
     hints = backup.manifest.get("restore_hints") or {}
-    place = {number: order for order, number in enumerate(data_order)}
-    starts: list[tuple[int, int]] = []  # (place in the data order, file offset)
+    place = {_dump_id(line): order for order, line in enumerate(data)}
+    tables = {_dump_id(line) for line in data if " TABLE DATA " in line}
+    starts: list[tuple[int, int]] = []
     for number, offset in hints.get("frames_by_dump_id") or []:
-        order = place.get(number)
-        if order is not None and (not starts or order > starts[-1][0]):
-            starts.append((order, offset))
+        if number in tables and (not starts or place[number] > starts[-1][0]):
+            starts.append((place[number], offset))
+    return starts
+
+
+def _toc_within(
+    reader: str, env: dict[str, str], backup: Backup, end: int, work: Path
+) -> bool:
+    """Whether the file up to end holds the whole table of contents."""
+    head = work / "toc.dump"
+    try:
+        with head.open("wb") as out:
+            for chunk in stream.decompressed(backup.path, stretches=[(0, end)]):
+                out.write(chunk)
+    except DbrError:
+        return False
+    listed = subprocess.run(
+        [reader, "--list", str(head)], env=env, capture_output=True, text=True
+    )
+    return listed.returncode == 0
+
+
+def _stretches(
+    backup: Backup,
+    starts: list[tuple[int, int]],
+    data: list[str],
+    share: list[str],
+) -> list[tuple[int, int]] | None:
+    """The stretches of the backup file a loader needs: the head (the table of
+    contents) and the frames holding its entries' data. None where the backup
+    has no frames (then the loader reads it all, skipping the rest itself). An
+    entry whose data began no frame lies in the frame of the table before it.
+    """
     if not starts:
         return None
+    place = {_dump_id(line): order for order, line in enumerate(data)}
     ends = [offset for _, offset in starts[1:]] + [backup.size]
     wanted = {(0, starts[0][1])}
     for line in share:
