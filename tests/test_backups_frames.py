@@ -32,9 +32,10 @@ class _Trickle:
         return piece
 
 
-def _archive(ids: list[int]) -> bytes:
+def _archive(ids: list[int], blobs: bytes = b"") -> bytes:
     """The shape of a pg_dump custom archive: a table of contents holding look-
-    alikes of a block start, then one data block per id (rows as chunks)."""
+    alikes of a block start, one data block per id (rows as chunks), then
+    large objects (block type 3) whose bytes may hold anything."""
     toc = b"PGDMP" + b"\x00" * 9 + b"\x01\x00\x00\x00\x30\x00" + b"head" * 50
     blocks = []
     for number in ids:
@@ -43,6 +44,8 @@ def _archive(ids: list[int]) -> bytes:
             for row in (f"{number}\t{n}\n".encode() for n in range(number % 50))
         )
         blocks.append(b"\x01\x00" + number.to_bytes(4, "little") + rows + b"\x00" * 5)
+    if blobs:
+        blocks.append(b"\x03\x00\x99\x0e\x00\x00" + blobs + b"\x00" * 5)
     return toc + b"\x00" * 8 + b"".join(blocks)
 
 
@@ -51,7 +54,9 @@ def test_frames_start_at_each_data_block_whatever_the_reads(
     tmp_path: Path, step: int
 ) -> None:
     ids = [10, 3682, 3690, 2600, 70000]
-    data = _archive(ids)
+    # A large object's bytes that look like the start of table 3682's data.
+    forged = b"\x00" * 5 + b"\x01\x00" + (3682).to_bytes(4, "little") + b"\x00" * 5
+    data = _archive(ids, blobs=forged)
     with (tmp_path / "backup.zst").open("wb") as out:
         written = stream.compress_into(
             _Trickle(data, step), out, progress=None, stop=None, cuts=PgDataBlocks()
@@ -62,7 +67,7 @@ def test_frames_start_at_each_data_block_whatever_the_reads(
     )
     assert whole.read() == data
     labels = [label for label, _ in written.frames]
-    assert [label for label in labels if label in ids] == ids
+    assert [label for label in labels if label in ids] == ids  # 3682 once
     offsets = [offset for _, offset in written.frames] + [len(file)]
     for (label, start), end in zip(written.frames, offsets[1:], strict=True):
         piece = zstandard.ZstdDecompressor().stream_reader(
@@ -159,6 +164,9 @@ def test_each_loader_reads_its_own_tables_and_old_manifests_still_restore(
         # A look-alike in the table of contents naming the first table: the
         # head would be cut short, so the loaders read the whole file.
         "one cutting the table of contents": [[first, frames[1][1]], *frames],
+        # Offsets a byte off: no frame starts there, so none is used.
+        "a byte off": [[label, offset - 1] for label, offset in frames],
+        "not pairs": [[label] for label, _ in frames],
         "none": None,
     }
     for case, kept in frames_of.items():
@@ -174,4 +182,55 @@ def test_each_loader_reads_its_own_tables_and_old_manifests_still_restore(
         )
         assert outcome.ok, (case, outcome.error)
         assert state_of(target) == before, case
+    ws.close()
+
+
+def test_a_large_object_that_looks_like_a_table_start_is_no_frame(
+    tmp_path: Path, pg_url: str
+) -> None:
+    engine = sa.create_engine(pg_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("create table first (id int primary key, v text)"))
+        conn.execute(sa.text("create table last (t text)"))
+        conn.execute(
+            sa.text("insert into first select g, 'v' from generate_series(1, 500) g")
+        )
+        conn.execute(sa.text("insert into last values ('real row')"))
+        blob = conn.execute(sa.text("select lo_from_bytea(0, '\\x00'::bytea)")).scalar()
+    ws = workspace(tmp_path, pg_url, "shop")
+    backup = backups.create_backup(ws, "shop")
+    reader = pg_beside.reader_for(ws.target("shop"), backup)[0].path
+    data = _toc(reader, backup, tmp_path)
+    last = next(pg_beside._dump_id(line) for line in data if " last " in line)
+    # The large object now holds a whole forged block of the table "last".
+    row = b"forged row\n"
+    forged = (
+        b"\x00" * 5 + b"\x01\x00" + last.to_bytes(4, "little")
+        + b"\x00" + len(row).to_bytes(4, "little") + row + b"\x00" * 5
+    )  # fmt: skip
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text("select lo_put(:oid, 0, :bytes)"), {"oid": blob, "bytes": forged}
+        )
+    engine.dispose()
+    again = backups.create_backup(ws, "shop")
+    labels = [
+        label for label, _ in again.manifest["restore_hints"]["frames_by_dump_id"]
+    ]
+    assert labels.count(last) == 1
+    # Even with its real frame gone from the manifest, no loader reads the
+    # large object as that table's rows.
+    kept = [pair for pair in again.manifest["restore_hints"]["frames_by_dump_id"]]
+    again = _with_frames(ws, again, [pair for pair in kept if pair[0] != last])
+    plan = backups.plan_restore(ws, again.id)
+    outcome = ws.executor.run(plan, backups.restore_target(ws, plan), confirmed=True)
+    assert outcome.ok, outcome.error
+    with ws.target("shop").engine().connect() as conn:
+        assert conn.execute(sa.text("select t from last")).scalars().all() == [
+            "real row"
+        ]
+        assert (
+            conn.execute(sa.text("select lo_get(:oid)"), {"oid": blob}).scalar()
+            == forged
+        )
     ws.close()

@@ -50,20 +50,31 @@ class PgDataBlocks:
     """The starts of table data in a pg_dump custom-format stream written with
     --compress=0, where each frame then holds one table's rows.
 
-    A data block opens with its type (1) and dump id (a sign byte, then four
-    bytes little-endian), and the one before it closes with a zero length (five
-    zero bytes). Row text never holds a zero byte, so five zeros then 1, 0 is a
-    block start once the table of contents is past; a match inside the table of
-    contents names no table's data, and a restore ignores it.
+    A block closes with a zero length (five zero bytes); the next opens with
+    its type (1 for a table's rows, 3 for large objects) and dump id (a sign
+    byte, then four bytes little-endian). Row text never holds a zero byte, so
+    past the table of contents five zeros then 1, 0 start a table's block; a
+    look-alike in the table of contents names no table, and a restore ignores
+    it. Large objects come after every table and their bytes can hold anything:
+    cutting ends where they begin.
     """
 
-    PATTERN = b"\x00\x00\x00\x00\x00\x01\x00"
-    SIZE = len(PATTERN) + 4
+    PATTERN = b"\x00" * 5
+    SIZE = len(PATTERN) + 6
     CUT = 5
     LIMIT = 20_000
+    TABLE, LARGE_OBJECTS = 1, 3
 
-    def label(self, match: bytes) -> int:
-        return int.from_bytes(match[len(self.PATTERN) :], "little")
+    def __init__(self) -> None:
+        self.ended = False
+
+    def label(self, match: bytes) -> int | None:
+        kind, sign = match[5], match[6]
+        if self.ended or sign != 0:
+            return None
+        if kind == self.LARGE_OBJECTS:
+            self.ended = True
+        return int.from_bytes(match[7:], "little") if kind == self.TABLE else None
 
 
 def pg_server_major(target: Target) -> tuple[int, str]:

@@ -264,8 +264,8 @@ def _restore(
     shares, last, data = _work_lists(reader, env, head, backup)
     say(f"loading table data with {len(shares)} pg_restore processes")
     starts = _frame_starts(backup, data)
-    if starts and not _toc_within(reader, env, backup, starts[0][1], work):
-        log.warning("backup %s: its frames do not fit its table of contents", backup.id)
+    if starts and not _frames_fit(reader, env, backup, data, starts, work):
+        log.warning("backup %s: its frames are not where its manifest says", backup.id)
         starts = []  # then each loader reads the whole file
     parts = [_stretches(backup, starts, data, share) for share in shares]
     loaders = []
@@ -510,29 +510,53 @@ def _frame_starts(backup: Backup, data: list[str]) -> list[tuple[int, int]]:
     """Where each table's data starts a frame of the backup file, as (place in
     data, file offset); data is the data section's entries in the file's order.
 
-    A frame counts only where it starts a table's data in that order: a look-
-    alike of a block start in large objects' bytes (they come after every
-    table) is passed over; one in the table of contents would cut it short,
-    which _toc_within() catches.
+    A frame counts only where it starts a table's data in that order (a look-
+    alike of a block start in the table of contents names no table). A list
+    that is not [dump id, offset] pairs at rising offsets inside the file is
+    not used at all.
     """
-    hints = backup.manifest.get("restore_hints") or {}
+    listed = (backup.manifest.get("restore_hints") or {}).get("frames_by_dump_id")
+    pairs = listed if isinstance(listed, list) else []
+    if not all(
+        isinstance(pair, list)
+        and len(pair) == 2
+        and all(type(value) is int for value in pair)
+        and 0 < pair[1] < (backup.size or 0)
+        for pair in pairs
+    ) or any(a[1] >= b[1] for a, b in zip(pairs, pairs[1:], strict=False)):
+        log.warning("backup %s: its manifest's frame list is not usable", backup.id)
+        return []
     place = {_dump_id(line): order for order, line in enumerate(data)}
     tables = {_dump_id(line) for line in data if " TABLE DATA " in line}
     starts: list[tuple[int, int]] = []
-    for number, offset in hints.get("frames_by_dump_id") or []:
+    for number, offset in pairs:
         if number in tables and (not starts or place[number] > starts[-1][0]):
             starts.append((place[number], offset))
     return starts
 
 
-def _toc_within(
-    reader: str, env: dict[str, str], backup: Backup, end: int, work: Path
+def _frames_fit(
+    reader: str,
+    env: dict[str, str],
+    backup: Backup,
+    data: list[str],
+    starts: list[tuple[int, int]],
+    work: Path,
 ) -> bool:
-    """Whether the file up to end holds the whole table of contents."""
+    """Whether the frames are where the manifest says: the file up to the
+    first holds the whole table of contents, and each opens that table's
+    data block (its type, then its dump id)."""
+    ends = [offset for _, offset in starts[1:]] + [backup.size]
+    for (order, start), end in zip(starts, ends, strict=True):
+        expected = b"\x01\x00" + _dump_id(data[order]).to_bytes(4, "little")
+        if stream.opening(backup.path, start, end, len(expected)) != expected:
+            return False
     head = work / "toc.dump"
     try:
         with head.open("wb") as out:
-            for chunk in stream.decompressed(backup.path, stretches=[(0, end)]):
+            for chunk in stream.decompressed(
+                backup.path, stretches=[(0, starts[0][1])]
+            ):
                 out.write(chunk)
     except DbrError:
         return False
@@ -557,12 +581,13 @@ def _stretches(
         return None
     place = {_dump_id(line): order for order, line in enumerate(data)}
     ends = [offset for _, offset in starts[1:]] + [backup.size]
+    orders = [order for order, _ in starts]
     wanted = {(0, starts[0][1])}
     for line in share:
         order = place.get(_dump_id(line))
         if order is None:
             continue
-        frame = bisect.bisect_right([o for o, _ in starts], order) - 1
+        frame = bisect.bisect_right(orders, order) - 1
         if frame >= 0:
             wanted.add((starts[frame][1], ends[frame]))
     merged: list[tuple[int, int]] = []

@@ -129,7 +129,8 @@ class Cuts(Protocol):
     LIMIT: int  # frames at most; the rest of the stream stays in the last
 
     def label(self, match: bytes) -> Any:
-        """What the manifest records for the frame a match starts."""
+        """What the manifest records for the frame a match starts; None: the
+        match starts no frame."""
 
 
 def compress_into(
@@ -185,16 +186,18 @@ def compress_into(
         for at in found:
             if len(frames) >= cuts.LIMIT:
                 break
+            if at < len(held):
+                label = cuts.label(edge[at : at + cuts.SIZE])
+            else:
+                label = cuts.label(block[at - len(held) : at - len(held) + cuts.SIZE])
+            if label is None:
+                continue
             cut = at + cuts.CUT
             for piece in _span(pieces, done, cut):
                 put(chunker.compress(piece))
             put(chunker.finish())
             chunker = compressor.chunker(chunk_size=CHUNK)
-            if at < len(held):
-                match = edge[at : at + cuts.SIZE]
-            else:
-                match = block[at - len(held) : at - len(held) + cuts.SIZE]
-            frames.append([cuts.label(match), size])
+            frames.append([label, size])
             done = cut
         end = len(held) + len(block)
         upto = max(done, end - (cuts.SIZE - 1 if block else 0))
@@ -271,6 +274,18 @@ def decompressed(
             if not block:
                 return
             yield block
+
+
+def opening(path: Path, start: int, end: int, size: int) -> bytes:
+    """The first size bytes the frames from start to end decompress to."""
+    with open(path, "rb") as handle:
+        reader = zstandard.ZstdDecompressor().stream_reader(
+            _Stretches(handle, [(start, end)]), read_size=1 << 14
+        )
+        try:
+            return reader.read(size)
+        except zstandard.ZstdError:
+            return b""
 
 
 class _Stretches:
