@@ -156,6 +156,54 @@ def test_partial_files_of_an_interrupted_run_are_cleaned_by_the_next(
     ws.close()
 
 
+def test_sigterm_stops_a_backup_cleanly_lock_released_nothing_kept(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """A cron job's timeout sends SIGTERM: the next backup needs no --break-lock."""
+    load_pagila(pg_url)
+    ws = workspace(tmp_path, pg_url, "pagila")
+    blocker = sa.create_engine(pg_url).connect()
+    blocker.execute(sa.text("lock table actor in access exclusive mode"))
+    run = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from console.cli import entry; entry()",
+            "--config",
+            str(tmp_path / "dbr.toml"),
+            "backups",
+            "create",
+            "pagila",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    folder = ws.settings.targets["pagila"].backup_dir
+    try:
+        for _ in range(300):
+            if folder.is_dir() and any(
+                p.name.startswith(".dbr-partial-") for p in folder.iterdir()
+            ):
+                break
+            threading.Event().wait(0.1)
+        else:
+            pytest.fail("the backup never started writing")
+        run.send_signal(signal.SIGTERM)
+    finally:
+        blocker.rollback()  # pg_dump goes on, and dbr sees the stop at once
+        blocker.close()
+    _, stderr = run.communicate(timeout=120)
+    assert run.returncode == 1, stderr
+    assert "cancelled" in stderr
+    assert folder_files(ws, "pagila") == [] and backups.list_backups(ws) == []
+    assert children(("pg_dump",)) == []
+    stopped = ws.journal.operations("pagila", kind="backup.create")[0]
+    assert stopped["status"] == "failed" and "cancelled" in stopped["error"]
+    backup = backups.create_backup(ws, "pagila")  # no stale lock in the way
+    assert [b.id for b in backups.list_backups(ws)] == [backup.id]
+    ws.close()
+
+
 def test_no_matching_pg_dump_stops_before_any_file_is_written(
     tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

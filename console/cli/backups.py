@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from console.cli.common import (
     add_command,
     add_run_options,
+    cancelled_by_signals,
     emit_json,
     execute,
     report,
@@ -192,14 +193,16 @@ def cmd_create(args: argparse.Namespace) -> int:
     from core import backups
 
     ws = workspace(args)
-    backup = backups.create_backup(
-        ws,
-        args.target,
-        label=args.label,
-        pin=args.pin,
-        progress=_progress(args, "dumped"),
-        break_lock=args.break_lock,
-    )
+    with cancelled_by_signals() as cancel:
+        backup = backups.create_backup(
+            ws,
+            args.target,
+            label=args.label,
+            pin=args.pin,
+            progress=_progress(args, "dumped"),
+            break_lock=args.break_lock,
+            cancel=cancel,
+        )
     if args.json:
         emit_json(backup.to_dict())
         return EXIT_OK

@@ -8,7 +8,8 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -219,21 +220,31 @@ def execute(
     else:
         render_plan(plan, safety_backup=not getattr(args, "no_safety_backup", False))
     confirm(plan, args)
-    cancel = threading.Event()
     unsubscribe = ws.bus.subscribe(_progress_printer())
-    previous = _cancel_on_signals(cancel)
     try:
-        return ws.executor.run(
-            plan,
-            target,
-            confirmed=True,
-            safety_backup=not getattr(args, "no_safety_backup", False),
-            break_lock=getattr(args, "break_lock", False),
-            cancel=cancel,
-            options=options,
-        )
+        with cancelled_by_signals() as cancel:
+            return ws.executor.run(
+                plan,
+                target,
+                confirmed=True,
+                safety_backup=not getattr(args, "no_safety_backup", False),
+                break_lock=getattr(args, "break_lock", False),
+                cancel=cancel,
+                options=options,
+            )
     finally:
         unsubscribe()
+
+
+@contextmanager
+def cancelled_by_signals() -> Iterator[threading.Event]:
+    """An event that Ctrl-C or SIGTERM sets, so that the operation stops cleanly
+    (its lock released, nothing partial kept); a second signal aborts now."""
+    cancel = threading.Event()
+    previous = _cancel_on_signals(cancel)
+    try:
+        yield cancel
+    finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import weakref
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -46,8 +47,10 @@ def create_backup(
     progress: ProgressFn | None = None,
     *,
     break_lock: bool = False,
+    cancel: threading.Event | None = None,
 ) -> Backup:
-    """Back up target now, journaled as a backup.create operation."""
+    """Back up target now, journaled as a backup.create operation; setting
+    cancel stops the dump, and nothing of it is kept."""
     resolved = ws.target(target)
     plan = plan_create(
         resolved,
@@ -57,7 +60,9 @@ def create_backup(
     )
     unsubscribe = _forward_progress(ws, progress)
     try:
-        outcome = ws.executor.run(plan, resolved, confirmed=True, break_lock=break_lock)
+        outcome = ws.executor.run(
+            plan, resolved, confirmed=True, break_lock=break_lock, cancel=cancel
+        )
     finally:
         unsubscribe()
     if not outcome.ok:
