@@ -107,13 +107,12 @@ def test_a_cancelled_backup_stops_its_dump_and_keeps_nothing(
     ws.close()
 
 
-def test_partial_files_of_an_interrupted_run_are_cleaned_by_the_next(
-    tmp_path: Path, pg_url: str
-) -> None:
-    """dbr is SIGKILLed while pg_dump waits on a lock; the next run cleans up."""
-    load_pagila(pg_url)
-    ws = workspace(tmp_path, pg_url, "pagila")
-    config = tmp_path / "dbr.toml"
+def _blocked_backup(
+    tmp_path: Path, pg_url: str, ws, **popen: object
+) -> tuple[subprocess.Popen, sa.Connection, Path]:
+    """`dbr backups create pagila` in a child process whose pg_dump waits on a
+    lock, returned once it has started writing its partial file; the caller
+    rolls the blocking connection back to let the dump go on."""
     blocker = sa.create_engine(pg_url).connect()
     blocker.execute(sa.text("lock table actor in access exclusive mode"))
     run = subprocess.Popen(
@@ -122,24 +121,35 @@ def test_partial_files_of_an_interrupted_run_are_cleaned_by_the_next(
             "-c",
             "from console.cli import entry; entry()",
             "--config",
-            str(config),
+            str(tmp_path / "dbr.toml"),
             "backups",
             "create",
             "pagila",
         ],
         stderr=subprocess.PIPE,
-        start_new_session=True,
+        text=True,
+        **popen,
     )
     folder = ws.settings.targets["pagila"].backup_dir
+    for _ in range(300):
+        if folder.is_dir() and any(
+            p.name.startswith(".dbr-partial-") for p in folder.iterdir()
+        ):
+            return run, blocker, folder
+        threading.Event().wait(0.1)
+    run.kill()
+    blocker.close()
+    pytest.fail("the backup never started writing")
+
+
+def test_partial_files_of_an_interrupted_run_are_cleaned_by_the_next(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """dbr is SIGKILLed while pg_dump waits on a lock; the next run cleans up."""
+    load_pagila(pg_url)
+    ws = workspace(tmp_path, pg_url, "pagila")
+    run, blocker, folder = _blocked_backup(tmp_path, pg_url, ws, start_new_session=True)
     try:
-        for _ in range(300):
-            if folder.is_dir() and any(
-                p.name.startswith(".dbr-partial-") for p in folder.iterdir()
-            ):
-                break
-            threading.Event().wait(0.1)
-        else:
-            pytest.fail("the backup never started writing")
         os.killpg(run.pid, signal.SIGKILL)  # dbr and its pg_dump, as a crash would
         run.wait()
     finally:
@@ -162,32 +172,8 @@ def test_sigterm_stops_a_backup_cleanly_lock_released_nothing_kept(
     """A cron job's timeout sends SIGTERM: the next backup needs no --break-lock."""
     load_pagila(pg_url)
     ws = workspace(tmp_path, pg_url, "pagila")
-    blocker = sa.create_engine(pg_url).connect()
-    blocker.execute(sa.text("lock table actor in access exclusive mode"))
-    run = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "from console.cli import entry; entry()",
-            "--config",
-            str(tmp_path / "dbr.toml"),
-            "backups",
-            "create",
-            "pagila",
-        ],
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    folder = ws.settings.targets["pagila"].backup_dir
+    run, blocker, folder = _blocked_backup(tmp_path, pg_url, ws)
     try:
-        for _ in range(300):
-            if folder.is_dir() and any(
-                p.name.startswith(".dbr-partial-") for p in folder.iterdir()
-            ):
-                break
-            threading.Event().wait(0.1)
-        else:
-            pytest.fail("the backup never started writing")
         run.send_signal(signal.SIGTERM)
     finally:
         blocker.rollback()  # pg_dump goes on, and dbr sees the stop at once
