@@ -32,6 +32,14 @@ class _Trickle:
         return piece
 
 
+class _Counted(PgDataBlocks):
+    looked = 0
+
+    def label(self, match: bytes) -> int | None:
+        self.looked += 1
+        return super().label(match)
+
+
 def _archive(ids: list[int], blobs: bytes = b"") -> bytes:
     """The shape of a pg_dump custom archive: a table of contents holding look-
     alikes of a block start, one data block per id (rows as chunks), then
@@ -54,13 +62,17 @@ def test_frames_start_at_each_data_block_whatever_the_reads(
     tmp_path: Path, step: int
 ) -> None:
     ids = [10, 3682, 3690, 2600, 70000]
-    # A large object's bytes that look like the start of table 3682's data.
+    # A large object's bytes that look like the start of table 3682's data,
+    # then a long run of zeros.
     forged = b"\x00" * 5 + b"\x01\x00" + (3682).to_bytes(4, "little") + b"\x00" * 5
-    data = _archive(ids, blobs=forged)
+    data = _archive(ids, blobs=forged + b"\x00" * (1 << 20))
+    cuts = _Counted()
     with (tmp_path / "backup.zst").open("wb") as out:
         written = stream.compress_into(
-            _Trickle(data, step), out, progress=None, stop=None, cuts=PgDataBlocks()
+            _Trickle(data, step), out, progress=None, stop=None, cuts=cuts
         )
+    # Once the large objects begin, nothing more is looked at.
+    assert cuts.looked < 2 * step + 1000
     file = (tmp_path / "backup.zst").read_bytes()
     whole = zstandard.ZstdDecompressor().stream_reader(
         io.BytesIO(file), read_across_frames=True

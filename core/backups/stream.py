@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import itertools
 import logging
 import os
 import re
@@ -127,6 +128,7 @@ class Cuts(Protocol):
     SIZE: int
     CUT: int
     LIMIT: int  # frames at most; the rest of the stream stays in the last
+    ended: bool  # true once no match will start a frame any more
 
     def label(self, match: bytes) -> Any:
         """What the manifest records for the frame a match starts; None: the
@@ -169,7 +171,7 @@ def compress_into(
             raise Cancelled("backup cancelled")
         block = source.read(CHUNK)
         raw += len(block)
-        if cuts is None:
+        if cuts is None or (not held and _over(cuts, frames)):
             if not block:
                 break
             put(chunker.compress(block))
@@ -179,12 +181,14 @@ def compress_into(
         # A match starts in the bytes held back or in this block; those in the
         # block are found where they lie, without copying it.
         edge = held + block[: cuts.SIZE - 1]
-        found = [at for at in _matches(edge, cuts) if at < len(held)]
-        found += [at + len(held) for at in _matches(block, cuts)]
+        found = itertools.chain(
+            (at for at in _matches(edge, cuts) if at < len(held)),
+            (at + len(held) for at in _matches(block, cuts)),
+        )
         pieces = (memoryview(held), memoryview(block))
         done = 0
         for at in found:
-            if len(frames) >= cuts.LIMIT:
+            if _over(cuts, frames):
                 break
             if at < len(held):
                 label = cuts.label(edge[at : at + cuts.SIZE])
@@ -200,7 +204,8 @@ def compress_into(
             frames.append([label, size])
             done = cut
         end = len(held) + len(block)
-        upto = max(done, end - (cuts.SIZE - 1 if block else 0))
+        keep = cuts.SIZE - 1 if block and not _over(cuts, frames) else 0
+        upto = max(done, end - keep)
         for piece in _span(pieces, done, upto):
             put(chunker.compress(piece))
         held = b"".join(bytes(piece) for piece in _span(pieces, upto, end))
@@ -212,6 +217,12 @@ def compress_into(
     out.flush()
     os.fsync(out.fileno())
     return Written(size=size, raw_size=raw, sha256=digest.hexdigest(), frames=frames)
+
+
+def _over(cuts: Cuts, frames: list[list[Any]]) -> bool:
+    """Whether no more frames will be cut (then nothing is scanned any more:
+    large objects can be long runs of zeros)."""
+    return cuts.ended or len(frames) >= cuts.LIMIT
 
 
 def _matches(data: bytes, cuts: Cuts) -> Iterator[int]:
