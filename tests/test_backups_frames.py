@@ -108,12 +108,12 @@ def test_a_look_alike_in_large_objects_starts_no_stretch(tmp_path: Path) -> None
     }
     backup = Backup.from_manifest(manifest, tmp_path / "b1.pgdump.zst")
     starts = pg_beside._frame_starts(backup, data)
-    assert starts == [(0, 200), (1, 4000)]
-    assert pg_beside._stretches(backup, starts, data, data[:1]) == [(0, 4000)]
+    assert starts == [(0, 200, 4000), (1, 4000, 10_000)]
+    assert pg_beside._stretches(starts, data, data[:1]) == [(0, 4000)]
     # The large objects lie after the last table's data, in its frame.
     later = [(0, 200), (4000, 10_000)]
-    assert pg_beside._stretches(backup, starts, data, data[1:2]) == later
-    assert pg_beside._stretches(backup, starts, data, data[3:]) == later
+    assert pg_beside._stretches(starts, data, data[1:2]) == later
+    assert pg_beside._stretches(starts, data, data[3:]) == later
 
 
 def _toc(reader: str, backup: Backup, work: Path) -> list[str]:
@@ -163,7 +163,7 @@ def test_each_loader_reads_its_own_tables_and_old_manifests_still_restore(
 
     payment = [line for line in entries if " payment_p2022_0" in line]
     starts = pg_beside._frame_starts(backup, data)
-    alone = pg_beside._stretches(backup, starts, data, payment[:1])
+    alone = pg_beside._stretches(starts, data, payment[:1])
     assert alone is not None
     read = sum(end - start for start, end in alone)
     # One of the payment table's partitions, and the table of contents.

@@ -236,19 +236,6 @@ def execute(
         unsubscribe()
 
 
-@contextmanager
-def cancelled_by_signals() -> Iterator[threading.Event]:
-    """An event that Ctrl-C or SIGTERM sets, so that the operation stops cleanly
-    (its lock released, nothing partial kept); a second signal aborts now."""
-    cancel = threading.Event()
-    previous = _cancel_on_signals(cancel)
-    try:
-        yield cancel
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-
-
 def report(outcome: Outcome, args: argparse.Namespace) -> int:
     if getattr(args, "json", False):
         emit_json(outcome.to_dict())
@@ -290,10 +277,12 @@ def _progress_printer() -> Callable[[Event], None]:
     return show
 
 
-def _cancel_on_signals(cancel: threading.Event) -> dict[int, Any]:
-    """Ctrl-C and SIGTERM stop between steps; a dropped SSH session does not stop."""
-    if threading.current_thread() is not threading.main_thread():
-        return {}
+@contextmanager
+def cancelled_by_signals() -> Iterator[threading.Event]:
+    """An event that Ctrl-C or SIGTERM sets, so that the operation stops cleanly
+    (its lock released, nothing partial kept); a second signal aborts now. A
+    dropped SSH session (SIGHUP) does not stop it."""
+    cancel = threading.Event()
 
     def stop(signum: int, frame: Any) -> None:
         if cancel.is_set():
@@ -309,10 +298,15 @@ def _cancel_on_signals(cancel: threading.Event) -> dict[int, Any]:
             pass
 
     previous = {}
-    for signum, handler in (
-        (signal.SIGINT, stop),
-        (signal.SIGTERM, stop),
-        (signal.SIGHUP, signal.SIG_IGN),
-    ):
-        previous[signum] = signal.signal(signum, handler)
-    return previous
+    if threading.current_thread() is threading.main_thread():
+        for signum, handler in (
+            (signal.SIGINT, stop),
+            (signal.SIGTERM, stop),
+            (signal.SIGHUP, signal.SIG_IGN),
+        ):
+            previous[signum] = signal.signal(signum, handler)
+    try:
+        yield cancel
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

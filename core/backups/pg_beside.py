@@ -267,7 +267,7 @@ def _restore(
     if starts and not _frames_fit(reader, env, backup, data, starts, work):
         log.warning("backup %s: its frames are not where its manifest says", backup.id)
         starts = []  # then each loader reads the whole file
-    parts = [_stretches(backup, starts, data, share) for share in shares]
+    parts = [_stretches(starts, data, share) for share in shares]
     loaders = []
     for number, lines in enumerate(shares):
         chosen = work / f"part-{number}.list"
@@ -506,9 +506,10 @@ def _pre_data(
         tool.close()
 
 
-def _frame_starts(backup: Backup, data: list[str]) -> list[tuple[int, int]]:
+def _frame_starts(backup: Backup, data: list[str]) -> list[tuple[int, int, int]]:
     """Where each table's data starts a frame of the backup file, as (place in
-    data, file offset); data is the data section's entries in the file's order.
+    data, file offset, offset where the next one starts or the file ends); data
+    is the data section's entries in the file's order.
 
     A frame counts only where it starts a table's data in that order (a look-
     alike of a block start in the table of contents names no table). A list
@@ -532,7 +533,12 @@ def _frame_starts(backup: Backup, data: list[str]) -> list[tuple[int, int]]:
     for number, offset in pairs:
         if number in tables and (not starts or place[number] > starts[-1][0]):
             starts.append((place[number], offset))
-    return starts
+    if not starts:
+        return []
+    ends = [offset for _, offset in starts[1:]] + [backup.size]
+    return [
+        (order, start, end) for (order, start), end in zip(starts, ends, strict=True)
+    ]
 
 
 def _frames_fit(
@@ -540,14 +546,13 @@ def _frames_fit(
     env: dict[str, str],
     backup: Backup,
     data: list[str],
-    starts: list[tuple[int, int]],
+    starts: list[tuple[int, int, int]],
     work: Path,
 ) -> bool:
     """Whether the frames are where the manifest says: the file up to the
     first holds the whole table of contents, and each opens that table's
     data block (its type, then its dump id)."""
-    ends = [offset for _, offset in starts[1:]] + [backup.size]
-    for (order, start), end in zip(starts, ends, strict=True):
+    for order, start, end in starts:
         expected = b"\x01\x00" + _dump_id(data[order]).to_bytes(4, "little")
         if stream.opening(backup.path, start, end, len(expected)) != expected:
             return False
@@ -567,10 +572,7 @@ def _frames_fit(
 
 
 def _stretches(
-    backup: Backup,
-    starts: list[tuple[int, int]],
-    data: list[str],
-    share: list[str],
+    starts: list[tuple[int, int, int]], data: list[str], share: list[str]
 ) -> list[tuple[int, int]] | None:
     """The stretches of the backup file a loader needs: the head (the table of
     contents) and the frames holding its entries' data. None where the backup
@@ -580,8 +582,7 @@ def _stretches(
     if not starts:
         return None
     place = {_dump_id(line): order for order, line in enumerate(data)}
-    ends = [offset for _, offset in starts[1:]] + [backup.size]
-    orders = [order for order, _ in starts]
+    orders = [order for order, _, _ in starts]
     wanted = {(0, starts[0][1])}
     for line in share:
         order = place.get(_dump_id(line))
@@ -589,7 +590,7 @@ def _stretches(
             continue
         frame = bisect.bisect_right(orders, order) - 1
         if frame >= 0:
-            wanted.add((starts[frame][1], ends[frame]))
+            wanted.add(starts[frame][1:])
     merged: list[tuple[int, int]] = []
     for start, end in sorted(wanted):
         if merged and merged[-1][1] == start:
