@@ -283,3 +283,24 @@ def test_an_alert_with_data_json_cannot_encode_is_still_delivered(
     ws.close()  # waits for the queue to drain
     assert [b["kind"] for b in hook.bodies] == [ev.BACKUP_FAILED, ev.VERIFY_FAILED]
     assert hook.bodies[0]["data"]["when"].startswith("2026-01-02")
+
+
+def test_a_backup_verb_that_fails_delivers_its_alerts_before_it_exits(
+    tmp_path: Path, hook: Hook, capsys: pytest.CaptureFixture
+) -> None:
+    from console.cli import main
+
+    _workspace(tmp_path, hook.url).close()
+    config = ["--config", str(tmp_path / "dbr.toml")]
+    assert main([*config, "--json", "backups", "create", "app"]) == 0
+    made = json.loads(capsys.readouterr().out)
+    path = Path(made["path"])
+    damaged = bytearray(path.read_bytes())
+    damaged[len(damaged) // 2] ^= 0xFF
+    path.write_bytes(bytes(damaged))
+
+    assert main([*config, "backups", "verify", made["id"]]) != 0
+    # No waiting here: main() flushed the webhook queue before it returned.
+    failed = [b for b in hook.bodies if b["kind"] == ev.OPERATION_FAILED]
+    assert failed and failed[0]["target"] == "app", hook.bodies
+    assert "verif" in failed[0]["text"]

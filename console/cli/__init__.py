@@ -8,7 +8,7 @@ import sys
 import traceback
 
 from console.cli import backups, health, migrations, spine
-from console.cli.common import fail_message, setup_logging
+from console.cli.common import close_workspaces, fail_message, setup_logging
 from core.errors import EXIT_FAILED, EXIT_USAGE, DbrError
 from core.secrets import redact
 
@@ -79,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         print("  set DBR_DEBUG=1 for the traceback, and report it", file=sys.stderr)
         return EXIT_FAILED
+    finally:
+        close_workspaces()
     return EXIT_USAGE if code is None else code
 
 

@@ -20,6 +20,8 @@ from core.errors import EXIT_FAILED, EXIT_OK, DbrError, NotConfirmed
 from core.events import Event
 from core.secrets import RedactingFilter, redact, redact_value
 
+log = logging.getLogger(__name__)
+
 # Imported where used: every `dbr` command builds the whole parser, and most
 # verbs need neither the executor nor a workspace.
 if TYPE_CHECKING:
@@ -84,9 +86,27 @@ def add_run_options(
 
 
 def workspace(args: argparse.Namespace) -> Workspace:
+    """The workspace a verb works in; main() closes it when the verb returns."""
     from core.workspace import Workspace
 
-    return Workspace.open(args.config)
+    ws = Workspace.open(args.config)
+    _opened.append(ws)
+    return ws
+
+
+_opened: list[Workspace] = []
+
+
+def close_workspaces() -> None:
+    """Close the workspaces this command opened: the alerts still queued for
+    webhooks go out first (each sink waits a bounded time), so a verb that
+    ends, or fails, at once does not take its last alerts with it."""
+    while _opened:
+        ws = _opened.pop()
+        try:
+            ws.close()
+        except Exception:  # noqa: BLE001 - the command's own result stands
+            log.exception("closing the workspace failed")
 
 
 def emit_json(value: Any) -> None:

@@ -190,27 +190,24 @@ def cmd_rollback_run(args: argparse.Namespace) -> int:
     from core import rollback
 
     ws = workspace(args)
-    try:
-        target = ws.target(args.target)
-        plan = rollback.plan_strategy(ws, target, args.strategy)
-        outcome = execute(
-            ws,
-            plan,
-            target,
-            args,
-            strategy=args.strategy,
-            trigger=None,
-            triggered_at=None,
+    target = ws.target(args.target)
+    plan = rollback.plan_strategy(ws, target, args.strategy)
+    outcome = execute(
+        ws,
+        plan,
+        target,
+        args,
+        strategy=args.strategy,
+        trigger=None,
+        triggered_at=None,
+    )
+    recovery = outcome.results.get("recovery")
+    if recovery and not args.json:
+        print(
+            f"health after the rollback: {recovery['verdict']} "
+            f"({recovery['samples']} samples, {recovery['seconds']:.0f} s)"
         )
-        recovery = outcome.results.get("recovery")
-        if recovery and not args.json:
-            print(
-                f"health after the rollback: {recovery['verdict']} "
-                f"({recovery['samples']} samples, {recovery['seconds']:.0f} s)"
-            )
-        return report(outcome, args)
-    finally:
-        ws.close()  # delivers the alerts still queued for webhooks (bounded wait)
+    return report(outcome, args)
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
@@ -264,7 +261,6 @@ def cmd_watch(args: argparse.Namespace) -> int:
                 ],
                 ("target", "score", "threshold", "state", "why"),
             )
-        ws.close()
         return EXIT_OK if all(s.healthy for s in samples) else EXIT_FAILED
     stop_metrics = None
     if args.metrics_port is not None:
