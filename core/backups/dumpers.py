@@ -2,17 +2,21 @@
 
 PostgreSQL: pg_dump custom format from an exported snapshot, so the row counts read
 in that snapshot describe exactly what was dumped. MySQL/MariaDB: one consistent
-snapshot (--single-transaction) with routines, triggers and events, binary-safe.
-SQLite: the online backup API (WAL content included), never a file copy.
+snapshot (--single-transaction) with routines, triggers and events, binary-safe;
+the rows are counted in the dump itself as it streams past, since MySQL cannot
+share a snapshot between two sessions. SQLite: the online backup API (WAL content
+included), never a file copy.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -191,6 +195,92 @@ def _dump_postgresql(
     )
 
 
+class MysqlRows:
+    """Counts, per table, the rows a mysqldump (or mariadb-dump) stream holds,
+    as the stream passes.
+
+    The dump creates each table on a line of its own: CREATE TABLE `t` (. A
+    view's stand-in is inside a /*!50001 comment and is not a table. Rows
+    follow INSERT INTO `t` VALUES, on that line (MySQL) or one per line after
+    it (MariaDB), up to a line that ends in ";". The dump escapes every newline
+    inside a value, so no line ends inside a string: where rows come one per
+    line, each line that opens with "(" is a row; otherwise each "(" left once
+    the quoted strings are taken out opens one. Memory
+    grows with the longest line, which the server must take in one piece too
+    (max_allowed_packet). A line it cannot read stops the counting (unreadable
+    says which); the dump goes on.
+    """
+
+    _NAME = rb"`((?:[^`]|``)+)`"
+    _TABLE = re.compile(rb"CREATE TABLE " + _NAME + rb" \(")
+    _INSERT = re.compile(
+        rb"INSERT INTO " + _NAME + rb"(?: \((?:`(?:[^`]|``)*`(?:, ?)?)*\))? VALUES"
+    )
+    _STATEMENT = re.compile(rb"^(?:INSERT INTO|CREATE TABLE) `", re.MULTILINE)
+    _STRING = re.compile(rb"'[^'\\]*(?:\\.[^'\\]*)*'", re.DOTALL)
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+        self.unreadable: str | None = None
+        self._open: list[bytes] = []  # the line still being read
+        self._into: str | None = None  # the table of an INSERT not ended yet
+        self._row_a_line = False  # its rows come one per line (MariaDB)
+
+    def __call__(self, block: bytes) -> None:
+        if self.unreadable is not None:
+            return
+        last = block.rfind(b"\n")
+        if last < 0:
+            self._open.append(block)
+            return
+        self._open.append(block[: last + 1])
+        lines = b"".join(self._open)
+        self._open = [block[last + 1 :]] if last + 1 < len(block) else []
+        self._count(lines)
+
+    def _count(self, lines: bytes) -> None:
+        """Count the rows in whole lines, picking up where the last call left."""
+        at = 0
+        while at < len(lines):
+            if self._into is not None:
+                end = lines.find(b";\n", at)  # a line ending in ; ends the INSERT
+                upto = len(lines) if end < 0 else end + 2
+                values = lines[at:upto]
+                if self._row_a_line and b"),(" not in values:
+                    rows = values.count(b"\n(") + values.startswith(b"(")
+                else:
+                    rows = self._STRING.sub(b"", values).count(b"(")
+                self.counts[self._into] += rows
+                if end < 0:
+                    return
+                self._into, at = None, upto
+                continue
+            found = self._STATEMENT.search(lines, at)
+            if found is None:
+                return
+            if lines.startswith(b"INSERT", found.start()):
+                insert = self._INSERT.match(lines, found.start())
+                if insert is None:
+                    end = lines.find(b"\n", found.start())
+                    self.unreadable = lines[found.start() : end][:60].decode(
+                        errors="replace"
+                    )
+                    return
+                self._into = self._name(insert)
+                self.counts.setdefault(self._into, 0)
+                at = insert.end()
+                self._row_a_line = lines.startswith(b"\n", at)
+            else:
+                table = self._TABLE.match(lines, found.start())
+                if table is not None:
+                    self.counts.setdefault(self._name(table), 0)
+                at = found.end()
+
+    @staticmethod
+    def _name(found: re.Match[bytes]) -> str:
+        return found.group(1).replace(b"``", b"`").decode("utf-8", errors="replace")
+
+
 def _dump_mysql(
     target: Target,
     prepared: Any,
@@ -200,39 +290,48 @@ def _dump_mysql(
     stop: Stop | None,
 ) -> Dumped:
     tool, server_version = prepared
+    rows = MysqlRows()
     with target.engine().connect() as conn:
+        # Rows are counted in this snapshot, taken just before the dump's own,
+        # only where the dump cannot be read; held open, it costs nothing else.
         conn.execute(sa.text("set session transaction isolation level repeatable read"))
         conn.execute(sa.text("start transaction with consistent snapshot"))
-        tables = inspect.row_counts(conn, "mysql")
         heads = inspect.alembic_heads(conn, "mysql")
         requires = inspect.requirements(conn, "mysql")
         odd = inspect.non_transactional_tables(conn)
-        conn.execute(sa.text("commit"))
-    notes = [
-        f"table {name} uses the {engine} engine, which --single-transaction "
-        "cannot snapshot: its rows may be from a slightly different moment"
-        for name, engine in sorted(odd.items())
-    ]
-    with target.client_call() as call:
-        # The option file must come first: the client reads it only there.
-        args = [
-            tool.path,
-            *call.args,
-            "--single-transaction",
-            "--quick",
-            "--routines",
-            "--triggers",
-            "--events",
-            "--hex-blob",
-            "--default-character-set=utf8mb4",
-            "--skip-add-locks",
-            "--no-tablespaces",
-            "--",
-            target.database,
+        notes = [
+            f"table {name} uses the {engine} engine, which --single-transaction "
+            "cannot snapshot: its rows may be from a slightly different moment"
+            for name, engine in sorted(odd.items())
         ]
-        written, warnings = _run_dump(
-            Path(tool.path).name, args, call.env, out, progress, stop
-        )
+        with target.client_call() as call:
+            # The option file must come first: the client reads it only there.
+            args = [
+                tool.path,
+                *call.args,
+                "--single-transaction",
+                "--quick",
+                "--routines",
+                "--triggers",
+                "--events",
+                "--hex-blob",
+                "--default-character-set=utf8mb4",
+                "--skip-add-locks",
+                "--no-tablespaces",
+                "--",
+                target.database,
+            ]
+            written, warnings = _run_dump(
+                Path(tool.path).name, args, call.env, out, progress, stop, tap=rows
+            )
+        tables = rows.counts
+        if rows.unreadable is not None:
+            tables = inspect.row_counts(conn, "mysql")
+            notes.append(
+                "row counts taken in a snapshot just before the dump's, which "
+                f"writes in between can change: dbr could not read {rows.unreadable!r}"
+            )
+        conn.execute(sa.text("commit"))
     return Dumped(
         written,
         server_version,
@@ -253,13 +352,19 @@ def _run_dump(
     progress: Progress | None,
     stop: Stop | None,
     cuts: stream.Cuts | None = None,
+    tap: Callable[[bytes], None] | None = None,
 ) -> tuple[Written, list[str]]:
     tool = Tool(name, args, env, stdout=subprocess.PIPE)
     try:
         assert tool.process.stdout is not None
         try:
             written = stream.compress_into(
-                tool.process.stdout, out, progress=progress, stop=stop, cuts=cuts
+                tool.process.stdout,
+                out,
+                progress=progress,
+                stop=stop,
+                cuts=cuts,
+                tap=tap,
             )
         except BaseException:
             exited = tool.process.poll()

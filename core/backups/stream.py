@@ -143,11 +143,13 @@ def compress_into(
     progress: Progress | None,
     stop: Stop | None,
     cuts: Cuts | None = None,
+    tap: Callable[[bytes], None] | None = None,
 ) -> Written:
     """Compress source to out, hashing the compressed bytes; fsync at the end.
 
     With cuts, a new frame begins at each of its matches, and Written.frames
-    lists [label, compressed offset] for each.
+    lists [label, compressed offset] for each. tap sees every block read, in
+    order, before it is compressed.
     """
     digest = hashlib.sha256()
     # One thread: it keeps up with pg_dump here, and worker threads would cost
@@ -172,6 +174,8 @@ def compress_into(
             raise Cancelled("backup cancelled")
         block = source.read(CHUNK)
         raw += len(block)
+        if tap is not None and block:
+            tap(block)
         if cuts is None or (not held and _over(cuts, frames)):
             if not block:
                 break
