@@ -32,6 +32,7 @@ from core.errors import Cancelled, DbrError
 from core.targets import Target
 
 SQLITE_PAGES_PER_STEP = 1024
+_NO_ROWS_OF_THEIR_OWN = {"MRG_MYISAM", "MRG_ISAM", "FEDERATED"}
 SQLITE_STALL_TIMEOUT = 60.0  # seconds without progress while writers restart it
 
 
@@ -200,24 +201,28 @@ class MysqlRows:
     as the stream passes.
 
     The dump creates each table on a line of its own: CREATE TABLE `t` (. A
-    view's stand-in is inside a /*!50001 comment and is not a table. Rows
-    follow INSERT INTO `t` VALUES, on that line (MySQL) or one per line after
-    it (MariaDB), up to a line that ends in ";". The dump escapes every newline
-    inside a value, so no line ends inside a string: where rows come one per
-    line, each line that opens with "(" is a row; otherwise each "(" left once
-    the quoted strings are taken out opens one. Memory
-    grows with the longest line, which the server must take in one piece too
-    (max_allowed_packet). A line it cannot read stops the counting (unreadable
-    says which); the dump goes on.
+    view's stand-in is inside a /*!50001 comment and is not a table; triggers,
+    routines and events, whose bodies are SQL, sit between DELIMITER ;; and
+    DELIMITER ; and are skipped. Rows follow INSERT INTO `t` VALUES, on that
+    line (MySQL) or one per line after it (MariaDB), up to a line that ends in
+    ";". The dump escapes every newline inside a value, so no line ends inside
+    a string: where rows come one per line, each line that opens with "(" is a
+    row; otherwise each "(" left once the quoted strings are taken out opens
+    one. Memory grows with the longest line, which the server must take in one
+    piece too (max_allowed_packet). A line it cannot read stops the counting
+    (unreadable says which); the dump goes on.
     """
 
-    _NAME = rb"`((?:[^`]|``)+)`"
+    # Possessive (*+): a failed match must not try every way to split ``.
+    _NAME = rb"`((?:[^`]|``)++)`"
     _TABLE = re.compile(rb"CREATE TABLE " + _NAME + rb" \(")
-    _INSERT = re.compile(
-        rb"INSERT INTO " + _NAME + rb"(?: \((?:`(?:[^`]|``)*`(?:, ?)?)*\))? VALUES"
+    _COLUMNS = rb"(?: \(`(?:[^`]|``)*+`(?:, ?`(?:[^`]|``)*+`)*+\))?"
+    _INSERT = re.compile(rb"INSERT INTO " + _NAME + _COLUMNS + rb" VALUES")
+    _STATEMENT = re.compile(
+        rb"^(?:INSERT INTO `|CREATE TABLE `|DELIMITER (?!;\r?$))", re.MULTILINE
     )
-    _STATEMENT = re.compile(rb"^(?:INSERT INTO|CREATE TABLE) `", re.MULTILINE)
-    _STRING = re.compile(rb"'[^'\\]*(?:\\.[^'\\]*)*'", re.DOTALL)
+    _BODY_END = re.compile(rb"^DELIMITER ;\r?$", re.MULTILINE)
+    _STRING = re.compile(rb"'[^'\\]*+(?:\\.[^'\\]*+)*+'", re.DOTALL)
 
     def __init__(self) -> None:
         self.counts: dict[str, int] = {}
@@ -225,6 +230,7 @@ class MysqlRows:
         self._open: list[bytes] = []  # the line still being read
         self._into: str | None = None  # the table of an INSERT not ended yet
         self._row_a_line = False  # its rows come one per line (MariaDB)
+        self._in_body = False  # in a trigger, routine or event: SQL, not rows
 
     def __call__(self, block: bytes) -> None:
         if self.unreadable is not None:
@@ -255,10 +261,18 @@ class MysqlRows:
                     return
                 self._into, at = None, upto
                 continue
+            if self._in_body:
+                end = self._BODY_END.search(lines, at)
+                if end is None:
+                    return
+                self._in_body, at = False, end.end()
+                continue
             found = self._STATEMENT.search(lines, at)
             if found is None:
                 return
-            if lines.startswith(b"INSERT", found.start()):
+            if lines.startswith(b"DELIMITER", found.start()):
+                self._in_body, at = True, found.end()
+            elif lines.startswith(b"INSERT", found.start()):
                 insert = self._INSERT.match(lines, found.start())
                 if insert is None:
                     end = lines.find(b"\n", found.start())
@@ -324,7 +338,13 @@ def _dump_mysql(
             written, warnings = _run_dump(
                 Path(tool.path).name, args, call.env, out, progress, stop, tap=rows
             )
-        tables = rows.counts
+        # A MERGE or FEDERATED table's rows are other tables': the dump holds
+        # none, and its count after a restore is theirs.
+        tables = {
+            name: count
+            for name, count in rows.counts.items()
+            if odd.get(name, "").upper() not in _NO_ROWS_OF_THEIR_OWN
+        }
         if rows.unreadable is not None:
             tables = inspect.row_counts(conn, "mysql")
             notes.append(

@@ -60,6 +60,11 @@ def literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+# MariaDB's system-versioned tables hold rows like any other (their history
+# apart, which a dump leaves out).
+_MYSQL_TABLES = "('BASE TABLE', 'SYSTEM VERSIONED')"
+
+
 def table_names(conn: Connection, dialect: str) -> list[str]:
     """User tables, schema-qualified on PostgreSQL when not in public."""
     if dialect == "postgresql":
@@ -72,7 +77,7 @@ def table_names(conn: Connection, dialect: str) -> list[str]:
             conn.execute(
                 sa.text(
                     "select table_name from information_schema.tables where table_schema = "
-                    "database() and table_type = 'BASE TABLE' order by table_name"
+                    f"database() and table_type in {_MYSQL_TABLES} order by table_name"
                 )
             ).scalars()
         )
@@ -227,7 +232,7 @@ def non_transactional_tables(conn: Connection) -> dict[str, str]:
     rows = conn.execute(
         sa.text(
             "select table_name, engine from information_schema.tables where "
-            "table_schema = database() and table_type = 'BASE TABLE' and "
+            f"table_schema = database() and table_type in {_MYSQL_TABLES} and "
             "engine not in ('InnoDB')"
         )
     )
