@@ -13,6 +13,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -52,6 +53,14 @@ class Sink:
 
     def close(self, timeout: float = 5.0) -> None:
         """Deliver what is pending, waiting at most timeout seconds."""
+        self.finish()
+        self.wait(time.monotonic() + timeout)
+
+    def finish(self) -> None:
+        """Take no more events; deliver those pending."""
+
+    def wait(self, deadline: float) -> None:
+        """Wait for the pending events until deadline (a time.monotonic())."""
 
 
 class JsonLinesSink(Sink):
@@ -92,6 +101,7 @@ class WebhookSink(Sink):
         self.backoff = backoff
         self.on_failure = on_failure
         self._queue: queue.Queue[Event | None] = queue.Queue(maxsize=1000)
+        self._sending: Event | None = None
         self._thread = threading.Thread(
             target=self._deliver, daemon=True, name="dbr-webhook"
         )
@@ -103,22 +113,38 @@ class WebhookSink(Sink):
         except queue.Full:
             self.on_failure(self.name, event, "the webhook queue is full; dropped")
 
-    def close(self, timeout: float = 5.0) -> None:
-        try:
-            self._queue.put(None, timeout=timeout)
-        except queue.Full:
+    def finish(self) -> None:
+        with suppress(queue.Full):  # then wait() gives up on the rest
+            self._queue.put_nowait(None)
+
+    def wait(self, deadline: float) -> None:
+        """Wait for delivery until deadline; whatever is still pending then
+        (an operator's Ctrl-C also stops the wait) is journaled as not
+        delivered, so that no alert is lost without a trace."""
+        with suppress(KeyboardInterrupt):
+            self._thread.join(max(0.0, deadline - time.monotonic()))
+        if not self._thread.is_alive():
             return
-        self._thread.join(timeout)
+        left = [self._sending] if self._sending is not None else []
+        with suppress(queue.Empty):
+            while True:
+                left.append(self._queue.get_nowait())
+        for event in filter(None, left):
+            self.on_failure(
+                self.name, event, "not confirmed delivered when dbr stopped waiting"
+            )
 
     def _deliver(self) -> None:
         import httpx  # here: most commands send no webhook, and it takes 40 ms
 
         with httpx.Client(timeout=self.timeout, follow_redirects=False) as client:
             while (event := self._queue.get()) is not None:
+                self._sending = event
                 try:
                     error = self._post(client, event)
                 except Exception as exc:  # noqa: BLE001 - a bad event stops no other
                     error = f"{self.name} failed: {type(exc).__name__}: {exc}"
+                self._sending = None
                 if not error:
                     continue
                 try:
@@ -246,8 +272,12 @@ class Router:
         )
 
     def close(self, timeout: float = 5.0) -> None:
+        """Deliver what every sink has pending, all at once, within timeout."""
+        deadline = time.monotonic() + timeout
         for sink in self.sinks:
-            sink.close(timeout)
+            sink.finish()
+        for sink in self.sinks:
+            sink.wait(deadline)
 
 
 def _with_count(event: Event, count: int) -> Event:

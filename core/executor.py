@@ -140,7 +140,7 @@ class Executor:
                     CANCELLED,
                     f"cancelled before step {position + 1}, {step.name}",
                 )
-            error = self._step(ctx, position, len(steps), step)
+            error = self._step(ctx, plan, position, len(steps), step)
             if error is not None:
                 report = self._report(ctx, plan, step, error)
                 for later, rest in enumerate(steps[position + 1 :], start=position + 1):
@@ -174,7 +174,7 @@ class Executor:
         return self._end(ctx, plan, SUCCEEDED, None, postconditions=checks)
 
     def _step(
-        self, ctx: Context, position: int, total: int, step: Step
+        self, ctx: Context, plan: Plan, position: int, total: int, step: Step
     ) -> BaseException | None:
         ctx.step = step.name
         self.journal.heartbeat(ctx.target.name, ctx.operation_id)
@@ -205,8 +205,16 @@ class Executor:
                 status=FAILED,
             )
             if not isinstance(exc, Exception):
-                self.journal.finish(
-                    ctx.operation_id, FAILED, error=f"interrupted during {step.name}"
+                error = f"interrupted during {step.name}"
+                self.journal.finish(ctx.operation_id, FAILED, error=error)
+                # Whoever heard it start hears it end, before the process does.
+                self._emit(
+                    ctx,
+                    ev.OPERATION_FAILED,
+                    f"{plan.title} failed: {error}",
+                    Severity.CRITICAL,
+                    operation_kind=plan.kind,
+                    status=FAILED,
                 )
                 raise
             return exc

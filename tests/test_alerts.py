@@ -175,6 +175,23 @@ def test_a_slow_webhook_never_holds_up_a_rollback(tmp_path: Path, hook: Hook) ->
     assert _failures(ws) == []
 
 
+def test_alerts_a_webhook_has_not_taken_when_dbr_stops_waiting_are_journaled(
+    tmp_path: Path, hook: Hook
+) -> None:
+    hook.mode = "slow"
+    ws = _workspace(tmp_path, hook.url, timeout=120)
+    outcome = run_rollback(ws, "app", "notify")
+    _wait_for(hook.holding.is_set, "the receiver to hold the first alert")
+    ws.close(timeout=0.2)  # the receiver still holds the first; one more waits
+    sent = {f["data"]["event"] for f in _failures(ws)}
+    assert sent == {ev.OPERATION_STARTED, "rollback.notify"}
+    assert all(
+        f["data"]["error"] == "not confirmed delivered when dbr stopped waiting"
+        for f in _failures(ws)
+    )
+    assert all(f["operation_id"] == outcome.operation_id for f in _failures(ws))
+
+
 def _router(path: Path, quiet: float) -> tuple[Router, list[Event]]:
     failures: list[Event] = []
     return Router(

@@ -359,3 +359,23 @@ def test_processes_opening_a_new_state_store_at_once_all_succeed(
     errors = [p.communicate(timeout=120)[1] for p in openers]
     assert [p.returncode for p in openers] == [0] * 6, errors
     assert Journal(Store(url)).operations() == []
+
+
+def test_an_interrupted_step_announces_the_end_of_its_operation(
+    journal: Journal, sqlite_url: str
+) -> None:
+    executor, seen = recording(journal)
+
+    def interrupted(ctx: Context) -> None:
+        raise KeyboardInterrupt
+
+    plan = Plan("test.stop", "t", "stopped", steps=[step("a"), step("b", interrupted)])
+    with pytest.raises(KeyboardInterrupt):
+        executor.run(plan, make_target(sqlite_url), confirmed=True)
+
+    # A webhook that heard "started" must hear how it ended, before dbr exits.
+    last = seen[-1]
+    assert last.kind == ev.OPERATION_FAILED and last.severity == ev.Severity.CRITICAL
+    assert last.message == "stopped failed: interrupted during b"
+    entry = journal.operation(last.operation_id)
+    assert entry["status"] == "failed" and journal.lock_holder("t") is None

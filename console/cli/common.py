@@ -105,7 +105,7 @@ def close_workspaces() -> None:
         ws = _opened.pop()
         try:
             ws.close()
-        except Exception:  # noqa: BLE001 - the command's own result stands
+        except (Exception, KeyboardInterrupt):  # the command's own result stands
             log.exception("closing the workspace failed")
 
 
