@@ -6,11 +6,13 @@ import subprocess
 import threading
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
 from core import backups
-from core.backups import tools
+from core.backups import stream, tools
 from core.backups.dumpers import MysqlRows
+from core.errors import Refused
 from core.targets import Target, TargetConfig
 from tests.backups_helpers import workspace
 
@@ -157,3 +159,42 @@ def test_a_backup_under_writes_holds_the_row_counts_of_its_own_dump(
         now = conn.execute(sa.text("select count(*) from orders")).scalar_one()
     assert 3 <= backup.tables["orders"] < now
     ws.close()
+
+
+def test_a_statement_the_server_would_refuse_stops_the_restore_before_it_starts(
+    tmp_path: Path, mysql_url: str
+) -> None:
+    ws = workspace(tmp_path, mysql_url, "shop")
+    target = ws.target("shop")
+    with target.engine().begin() as conn:
+        conn.execute(sa.text("create table files (id int primary key, body longblob)"))
+        conn.execute(sa.text("insert into files values (1, 'small')"))
+        allowed = conn.execute(sa.text("select @@global.max_allowed_packet")).scalar()
+        if allowed > 256 * 2**20:
+            pytest.skip(f"max_allowed_packet is {allowed} here: the row would be huge")
+        # Grown in place: the dump writes it in hex, twice the server's limit.
+        conn.execute(
+            sa.text("update files set body = repeat('x', :n) where id = 1"),
+            {"n": allowed // 2 + 1},
+        )
+        conn.execute(sa.text("insert into files values (2, 'kept')"))
+    backup = backups.create_backup(ws, "shop")
+    assert backup.manifest["requires"]["max_allowed_packet"] > allowed
+    with target.engine().begin() as conn:
+        conn.execute(sa.text("delete from files where id = 2"))
+
+    with pytest.raises(Refused) as refused:
+        backups.plan_restore(ws, backup.id)
+    assert "more than the server's max_allowed_packet" in refused.value.cause
+    assert "SET GLOBAL max_allowed_packet" in refused.value.cause
+    with target.engine().connect() as conn:  # nothing was touched
+        assert conn.execute(sa.text("select count(*) from files")).scalar() == 1
+    ws.close()
+
+
+def test_a_client_quoting_a_huge_statement_is_cut_to_its_ends() -> None:
+    stderr = "-" * 14 + "\nINSERT INTO `files` VALUES (1,0x" + "AB" * 100_000 + ")\n"
+    stderr += "ERROR 1153 (08S01) at line 38: Got a packet bigger than allowed\n"
+    said = stream.describe_stderr(stderr)
+    assert len(said) < 600 and said.endswith("Got a packet bigger than allowed")
+    assert "INSERT INTO `files` VALUES (1,0xABAB" in said and "ABAB)" in said

@@ -231,6 +231,8 @@ class MysqlRows:
         self._into: str | None = None  # the table of an INSERT not ended yet
         self._row_a_line = False  # its rows come one per line (MariaDB)
         self._in_body = False  # in a trigger, routine or event: SQL, not rows
+        self.longest = 0  # bytes of the longest INSERT: one packet to a server
+        self._statement = 0  # bytes of the INSERT being read so far
 
     def __call__(self, block: bytes) -> None:
         if self.unreadable is not None:
@@ -252,6 +254,8 @@ class MysqlRows:
                 end = lines.find(b";\n", at)  # a line ending in ; ends the INSERT
                 upto = len(lines) if end < 0 else end + 2
                 values = lines[at:upto]
+                self._statement += len(values)
+                self.longest = max(self.longest, self._statement)
                 if self._row_a_line and b"),(" not in values:
                     rows = values.count(b"\n(") + values.startswith(b"(")
                 else:
@@ -282,6 +286,7 @@ class MysqlRows:
                     return
                 self._into = self._name(insert)
                 self.counts.setdefault(self._into, 0)
+                self._statement = insert.end() - found.start()
                 at = insert.end()
                 self._row_a_line = lines.startswith(b"\n", at)
             else:
@@ -345,6 +350,8 @@ def _dump_mysql(
             for name, count in rows.counts.items()
             if odd.get(name, "").upper() not in _NO_ROWS_OF_THEIR_OWN
         }
+        # The client sends each statement to the server in one packet.
+        requires["max_allowed_packet"] = rows.longest
         if rows.unreadable is not None:
             tables = inspect.row_counts(conn, "mysql")
             notes.append(

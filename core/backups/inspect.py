@@ -266,7 +266,25 @@ def missing_requirements(target: Target, needs: dict[str, Any]) -> list[str]:
                     )
         elif target.dialect == "mysql":
             problems += _missing_definers(conn, needs.get("definers", []))
+            problems += _packet_too_small(conn, needs.get("max_allowed_packet", 0))
     return problems
+
+
+def _packet_too_small(conn: Connection, needed: int) -> list[str]:
+    allowed = conn.execute(sa.text("select @@global.max_allowed_packet")).scalar_one()
+    if needed <= allowed:
+        return []
+    return [
+        f"the backup holds a statement of {needed:,} bytes, more than the server's "
+        f"max_allowed_packet ({allowed:,}): raise it first, for example "
+        f"SET GLOBAL max_allowed_packet = {_packet_size(needed)}, and in the "
+        "server's configuration"
+    ]
+
+
+def _packet_size(needed: int) -> int:
+    """needed, rounded up to a whole MiB (the server takes multiples of 1 KiB)."""
+    return -(-needed // 2**20) * 2**20
 
 
 def _missing_definers(conn: Connection, definers: list[str]) -> list[str]:

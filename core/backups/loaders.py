@@ -411,6 +411,8 @@ def _load_mysql(target: Target, chunks: object) -> None:
             "--binary-mode",
             "--batch",
             "--default-character-set=utf8mb4",
+            # The client's own limit (16 MiB); the server's is checked before.
+            "--max-allowed-packet=1073741824",
             "--",
             target.database,
         ]

@@ -82,8 +82,8 @@ def preflight(backup: Backup, target: Target, verification: Verification) -> Non
         raise Refused(
             f"{target.name} lacks what backup {backup.id} needs",
             cause="; ".join(missing),
-            hint="create the roles/accounts or install the extensions, "
-            "then plan the restore again",
+            hint="provide what is named (roles or accounts, extensions, server "
+            "settings), then plan the restore again",
         )
 
 

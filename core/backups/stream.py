@@ -72,7 +72,13 @@ def throttled(
 
 
 def describe_stderr(text: str, limit: int = 600) -> str:
-    text = redact(text.strip())
+    """The end of a tool's stderr, each line cut to its start and end (a
+    client quotes the whole statement that failed: megabytes of hex)."""
+    lines = [
+        line if len(line) <= 200 else f"{line[:120]} … {line[-60:]}"
+        for line in redact(text.strip()).splitlines()
+    ]
+    text = "\n".join(lines)
     return text if len(text) <= limit else "…" + text[-limit:]
 
 
