@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core import events as ev
-from core.errors import DbrError, NotConfirmed
+from core.errors import Cancelled, DbrError, NotConfirmed
 from core.events import Bus, Severity
 from core.journal import CANCELLED, FAILED, SUCCEEDED, Journal
 from core.plans import Context, Plan, Step
@@ -145,11 +145,14 @@ class Executor:
                 report = self._report(ctx, plan, step, error)
                 for later, rest in enumerate(steps[position + 1 :], start=position + 1):
                     self.journal.step_skipped(operation_id, later, rest.name)
+                # A step that stopped because it was asked to was cancelled.
+                stopped = isinstance(error, Cancelled) and cancel.is_set()
                 return self._end(
                     ctx,
                     plan,
-                    FAILED,
-                    f"step {step.name!r} failed: {_describe(error)}",
+                    CANCELLED if stopped else FAILED,
+                    f"step {step.name!r} {'stopped' if stopped else 'failed'}: "
+                    f"{_describe(error)}",
                     failed_step=step.name,
                     report=report,
                 )

@@ -101,7 +101,11 @@ def test_a_cancelled_backup_stops_its_dump_and_keeps_nothing(
     ws.bus.subscribe(lambda e: cancel.set() if e.kind == STEP_PROGRESS else None)
     plan = plan_create(ws.target("pagila"))
     outcome = ws.executor.run(plan, ws.target("pagila"), confirmed=True, cancel=cancel)
-    assert outcome.status == "failed" and "cancelled" in (outcome.error or "")
+    assert outcome.status == "cancelled" and "cancelled" in (outcome.error or "")
+    # The operator stopped it: an operation.cancelled warning, not a failure alarm.
+    said = {e["kind"]: e["severity"] for e in ws.journal.events("pagila")}
+    assert said["operation.cancelled"] == "warning"
+    assert "backup.failed" not in said and "operation.failed" not in said
     assert children(("pg_dump",)) == []
     assert backups.list_backups(ws) == [] and folder_files(ws, "pagila") == []
     ws.close()
@@ -184,7 +188,7 @@ def test_sigterm_stops_a_backup_cleanly_lock_released_nothing_kept(
     assert folder_files(ws, "pagila") == [] and backups.list_backups(ws) == []
     assert children(("pg_dump",)) == []
     stopped = ws.journal.operations("pagila", kind="backup.create")[0]
-    assert stopped["status"] == "failed" and "cancelled" in stopped["error"]
+    assert stopped["status"] == "cancelled" and "cancelled" in stopped["error"]
     backup = backups.create_backup(ws, "pagila")  # no stale lock in the way
     assert [b.id for b in backups.list_backups(ws)] == [backup.id]
     ws.close()

@@ -11,7 +11,7 @@ from typing import Any
 from core.backups import catalog, dumpers
 from core.backups.catalog import Backup
 from core.backups.stream import partial_file, throttled
-from core.errors import DbrError
+from core.errors import Cancelled, DbrError
 from core.events import BACKUP_FAILED, Severity
 from core.plans import Context, Plan, Step
 from core.state import Store, new_id, utcnow
@@ -145,6 +145,8 @@ def _run_create(
             stop=ctx.cancelled,
             operation_id=ctx.operation_id,
         )
+    except Cancelled:
+        raise  # the operator's doing: the operation ends cancelled, no alarm
     except Exception as exc:
         ctx.bus.emit(
             BACKUP_FAILED,
