@@ -14,6 +14,7 @@ from core.backups import stream, tools
 from core.backups.dumpers import MysqlRows
 from core.errors import Refused
 from core.targets import Target, TargetConfig
+from core.workspace import Workspace
 from tests.backups_helpers import workspace
 
 TRICKY = [
@@ -44,6 +45,16 @@ TRICKY = [
     "insert into hist values (1, 1), (2, 2)",
     "update hist set v = 3 where id = 1",
 ]
+
+
+def _shop(tmp_path: Path, url: str, *statements: str) -> tuple[Workspace, Target]:
+    """A workspace whose target "shop" is the database at url, after statements."""
+    ws = workspace(tmp_path, url, "shop")
+    target = ws.target("shop")
+    with target.engine().begin() as conn:
+        for statement in statements:
+            conn.execute(sa.text(statement))
+    return ws, target
 
 
 def _dump(url: str) -> bytes:
@@ -95,12 +106,7 @@ def test_the_rows_of_a_real_dump_are_counted_in_any_pieces(mysql_url: str) -> No
 
 
 def test_a_backup_counts_what_a_restore_counts(tmp_path: Path, mysql_url: str) -> None:
-    engine = sa.create_engine(mysql_url)
-    with engine.begin() as conn:
-        for statement in TRICKY:
-            conn.execute(sa.text(statement))
-    engine.dispose()
-    ws = workspace(tmp_path, mysql_url, "shop")
+    ws, _ = _shop(tmp_path, mysql_url, *TRICKY)
     backup = backups.create_backup(ws, "shop")
     assert backup.tables["hist"] == 2 and backup.tables["notes"] == 4
     assert "allparts" not in backup.tables and "ghost" not in backup.tables
@@ -127,11 +133,12 @@ def test_an_insert_it_cannot_read_stops_the_count_and_says_so() -> None:
 def test_a_backup_under_writes_holds_the_row_counts_of_its_own_dump(
     tmp_path: Path, mysql_url: str
 ) -> None:
-    ws = workspace(tmp_path, mysql_url, "shop")
-    target = ws.target("shop")
-    with target.engine().begin() as conn:
-        conn.execute(sa.text("create table orders (id int auto_increment primary key)"))
-        conn.execute(sa.text("insert into orders values (), (), ()"))
+    ws, target = _shop(
+        tmp_path,
+        mysql_url,
+        "create table orders (id int auto_increment primary key)",
+        "insert into orders values (), (), ()",
+    )
     stop = threading.Event()
     written = []
 
@@ -164,11 +171,13 @@ def test_a_backup_under_writes_holds_the_row_counts_of_its_own_dump(
 def test_a_statement_the_server_would_refuse_stops_the_restore_before_it_starts(
     tmp_path: Path, mysql_url: str
 ) -> None:
-    ws = workspace(tmp_path, mysql_url, "shop")
-    target = ws.target("shop")
+    ws, target = _shop(
+        tmp_path,
+        mysql_url,
+        "create table files (id int primary key, body longblob)",
+        "insert into files values (1, 'small')",
+    )
     with target.engine().begin() as conn:
-        conn.execute(sa.text("create table files (id int primary key, body longblob)"))
-        conn.execute(sa.text("insert into files values (1, 'small')"))
         allowed = conn.execute(sa.text("select @@global.max_allowed_packet")).scalar()
         if allowed > 256 * 2**20:
             pytest.skip(f"max_allowed_packet is {allowed} here: the row would be huge")
