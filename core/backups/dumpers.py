@@ -32,8 +32,9 @@ from core.errors import Cancelled, DbrError
 from core.targets import Target
 
 SQLITE_PAGES_PER_STEP = 1024
-_NO_ROWS_OF_THEIR_OWN = {"MRG_MYISAM", "MRG_ISAM", "FEDERATED"}
 SQLITE_STALL_TIMEOUT = 60.0  # seconds without progress while writers restart it
+# MySQL engines whose tables show other tables' rows (or a remote server's).
+_NO_ROWS_OF_THEIR_OWN = {"MRG_MYISAM", "MRG_ISAM", "FEDERATED"}
 
 
 @dataclass
@@ -227,12 +228,12 @@ class MysqlRows:
     def __init__(self) -> None:
         self.counts: dict[str, int] = {}
         self.unreadable: str | None = None
+        self.longest = 0  # bytes of the longest INSERT: one packet to a server
         self._open: list[bytes] = []  # the line still being read
         self._into: str | None = None  # the table of an INSERT not ended yet
+        self._statement = 0  # bytes of that INSERT so far
         self._row_a_line = False  # its rows come one per line (MariaDB)
         self._in_body = False  # in a trigger, routine or event: SQL, not rows
-        self.longest = 0  # bytes of the longest INSERT: one packet to a server
-        self._statement = 0  # bytes of the INSERT being read so far
 
     def __call__(self, block: bytes) -> None:
         if self.unreadable is not None:
