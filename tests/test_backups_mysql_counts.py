@@ -35,6 +35,18 @@ TRICKY = [
     "CREATE TABLE `ghost` (a int);\nend",
     "create event tidy on schedule every 1 day do\n"
     "INSERT INTO `notes` VALUES (97, 'e')",
+    # A body keeps its text as written: a string or a comment can hold lines
+    # that look like the dump's own, its end included.
+    "create procedure tricky()\nbegin\n  declare s text default '\n"
+    "DELIMITER ;\nINSERT INTO `notes` VALUES (1),(2),(3);\n"
+    "CREATE TABLE `ghost` (\nDELIMITER ;;\n';\n  /*\nDELIMITER ;\n"
+    "INSERT INTO `part1` VALUES (1),(2),(3),(4),(5);\nDELIMITER ;;\n  */\n"
+    "  select s;\nend",
+    # Made without backslash escapes, 'C:\' is a whole string.
+    "set session sql_mode = concat(@@sql_mode, ',NO_BACKSLASH_ESCAPES')",
+    "create trigger notes_bu before update on notes for each row\n"
+    "set @path = 'C:\\'",
+    "set session sql_mode = replace(@@sql_mode, 'NO_BACKSLASH_ESCAPES', '')",
     # A MERGE table has no rows of its own; a versioned one has its current rows.
     "create table part1 (a int) engine=myisam",
     "create table part2 (a int) engine=myisam",
@@ -126,8 +138,12 @@ def test_an_insert_it_cannot_read_stops_the_count_and_says_so() -> None:
     rows = MysqlRows()
     rows(b"CREATE TABLE `a` (\n  `x` int\n);\nINSERT INTO `a` VALUES (1),(2);\n")
     rows(b"INSERT INTO `a` SELECT 1;\nINSERT INTO `a` VALUES (3);\n")
+    big = b"INSERT INTO `a` VALUES (0x" + b"AB" * 5000 + b");\n"
+    rows(big)
     assert rows.unreadable == "INSERT INTO `a` SELECT 1;"
     assert rows.counts == {"a": 2}
+    # Statements are still measured: a restore checks the server takes them.
+    assert rows.longest == len(big)
 
 
 def test_a_backup_under_writes_holds_the_row_counts_of_its_own_dump(

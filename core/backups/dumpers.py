@@ -220,24 +220,35 @@ class MysqlRows:
     _COLUMNS = rb"(?: \(`(?:[^`]|``)*+`(?:, ?`(?:[^`]|``)*+`)*+\))?"
     _INSERT = re.compile(rb"INSERT INTO " + _NAME + _COLUMNS + rb" VALUES")
     _STATEMENT = re.compile(
-        rb"^(?:INSERT INTO `|CREATE TABLE `|DELIMITER (?!;\r?$))", re.MULTILINE
+        rb"^(?:INSERT INTO `|CREATE TABLE `|DELIMITER (?!;\r?$)|/\*!\d+ SET sql_mode )",
+        re.MULTILINE,
     )
-    _BODY_END = re.compile(rb"^DELIMITER ;\r?$", re.MULTILINE)
+    # Each trigger, routine and event is dumped with the sql_mode it was made in.
+    _MODE = re.compile(rb"/\*!\d+ SET sql_mode +=[ ]*(?:'([^']*)'|@)")
+    # SQL in a DELIMITER ;; block: strings, quoted names, /*! (read through),
+    # comments, ;;, the rest.
+    _BODY_REST = rb"|`[^`]*+`|/\*!\d*|/\*.*?\*/|(?:--[ \t]|#)[^\n]*+|;;|[^'\"`/;#-]++|."
+    _BODY_TOKEN = re.compile(
+        rb"'(?:[^'\\]|\\.)*+'|\"(?:[^\"\\]|\\.)*+\"" + _BODY_REST, re.DOTALL
+    )
+    # The same where the body was made with sql_mode NO_BACKSLASH_ESCAPES.
+    _PLAIN_BODY_TOKEN = re.compile(rb"'[^']*+'|\"[^\"]*+\"" + _BODY_REST, re.DOTALL)
+    LONGEST_BODY = 1 << 24  # bytes; longer, it is taken for a misreading
+    _BLOCK_END = re.compile(rb"[ \t]*\r?\nDELIMITER ;[ \t]*\r?\n")
     _STRING = re.compile(rb"'[^'\\]*+(?:\\.[^'\\]*+)*+'", re.DOTALL)
 
     def __init__(self) -> None:
         self.counts: dict[str, int] = {}
         self.unreadable: str | None = None
-        self.longest = 0  # bytes of the longest INSERT: one packet to a server
+        self.longest = 0  # bytes of the longest statement: one packet to a server
         self._open: list[bytes] = []  # the line still being read
+        self._since = 0  # bytes since the last statement ended
         self._into: str | None = None  # the table of an INSERT not ended yet
-        self._statement = 0  # bytes of that INSERT so far
         self._row_a_line = False  # its rows come one per line (MariaDB)
-        self._in_body = False  # in a trigger, routine or event: SQL, not rows
+        self._body: bytes | None = None  # a trigger, routine or event not ended
+        self._tokens = self._BODY_TOKEN  # how its strings escape quotes
 
     def __call__(self, block: bytes) -> None:
-        if self.unreadable is not None:
-            return
         last = block.rfind(b"\n")
         if last < 0:
             self._open.append(block)
@@ -245,7 +256,18 @@ class MysqlRows:
         self._open.append(block[: last + 1])
         lines = b"".join(self._open)
         self._open = [block[last + 1 :]] if last + 1 < len(block) else []
-        self._count(lines)
+        self._measure(lines)
+        if self.unreadable is None:
+            self._count(lines)
+
+    def _measure(self, lines: bytes) -> None:
+        """The longest stretch between two line ends after ";": no statement of
+        the dump is longer (it counts, whether or not the rows can be)."""
+        at = 0
+        while (end := lines.find(b";\n", at)) >= 0:
+            self.longest = max(self.longest, self._since + end + 2 - at)
+            self._since, at = 0, end + 2
+        self._since += len(lines) - at
 
     def _count(self, lines: bytes) -> None:
         """Count the rows in whole lines, picking up where the last call left."""
@@ -255,8 +277,6 @@ class MysqlRows:
                 end = lines.find(b";\n", at)  # a line ending in ; ends the INSERT
                 upto = len(lines) if end < 0 else end + 2
                 values = lines[at:upto]
-                self._statement += len(values)
-                self.longest = max(self.longest, self._statement)
                 if self._row_a_line and b"),(" not in values:
                     rows = values.count(b"\n(") + values.startswith(b"(")
                 else:
@@ -266,17 +286,23 @@ class MysqlRows:
                     return
                 self._into, at = None, upto
                 continue
-            if self._in_body:
-                end = self._BODY_END.search(lines, at)
-                if end is None:
+            if self._body is not None:
+                ended = self._skip_body(lines, at)
+                if ended is None:
                     return
-                self._in_body, at = False, end.end()
+                self._body, at = None, ended
                 continue
             found = self._STATEMENT.search(lines, at)
             if found is None:
                 return
             if lines.startswith(b"DELIMITER", found.start()):
-                self._in_body, at = True, found.end()
+                if not lines.startswith(b"DELIMITER ;;", found.start()):
+                    self.unreadable = "a DELIMITER other than ;;"
+                    return
+                self._body, at = b"", lines.index(b"\n", found.start()) + 1
+            elif lines.startswith(b"/*!", found.start()):
+                self._mode(lines, found.start())
+                at = found.end()
             elif lines.startswith(b"INSERT", found.start()):
                 insert = self._INSERT.match(lines, found.start())
                 if insert is None:
@@ -287,7 +313,6 @@ class MysqlRows:
                     return
                 self._into = self._name(insert)
                 self.counts.setdefault(self._into, 0)
-                self._statement = insert.end() - found.start()
                 at = insert.end()
                 self._row_a_line = lines.startswith(b"\n", at)
             else:
@@ -295,6 +320,49 @@ class MysqlRows:
                 if table is not None:
                     self.counts.setdefault(self._name(table), 0)
                 at = found.end()
+
+    def _skip_body(self, lines: bytes, at: int) -> int | None:
+        """Where in lines, from at, the DELIMITER ;; block being read ends;
+        None when it goes on past them (what cannot be judged yet is kept).
+        Its strings and comments can hold anything, "DELIMITER ;" included:
+        it ends at a ;; outside them that a DELIMITER ; line follows."""
+        kept = len(self._body or b"")
+        text = (self._body or b"") + lines[at:]
+        done = 0
+        while (token := self._tokens.match(text, done)) is not None:
+            piece = token.group()
+            if (
+                piece in (b"'", b'"', b"`")
+                or text.startswith(b"/*", token.start())
+                and piece == b"/"
+            ):
+                break  # a string or comment that the next lines close
+            if piece.startswith(b"/*!"):
+                self._mode(text, token.start())
+            if piece == b";;":
+                end = self._BLOCK_END.match(text, token.end())
+                if end is not None:
+                    return at + end.end() - kept
+                if text.count(b"\n", token.end()) < 2:
+                    break  # the line after it is still to come
+            done = token.end()
+        self._body = text[done:]
+        if len(self._body) > self.LONGEST_BODY:
+            self.unreadable = "a trigger, routine or event body that never ends"
+        return None
+
+    def _mode(self, text: bytes, at: int) -> None:
+        """Follow the dump's SET sql_mode: without backslash escapes, 'C:\\' is
+        a whole string in the bodies that follow."""
+        found = self._MODE.match(text, at)
+        if found is not None:
+            plain = b"NO_BACKSLASH_ESCAPES" in (found.group(1) or b"")
+            self._tokens = self._PLAIN_BODY_TOKEN if plain else self._BODY_TOKEN
+
+    def end(self) -> None:
+        """The dump is over: a statement still open means it was misread."""
+        if self.unreadable is None and (self._body is not None or self._into):
+            self.unreadable = "the end of the dump, inside a statement"
 
     @staticmethod
     def _name(found: re.Match[bytes]) -> str:
@@ -351,6 +419,7 @@ def _dump_mysql(
             for name, count in rows.counts.items()
             if odd.get(name, "").upper() not in _NO_ROWS_OF_THEIR_OWN
         }
+        rows.end()
         # The client sends each statement to the server in one packet.
         requires["max_allowed_packet"] = rows.longest
         if rows.unreadable is not None:
