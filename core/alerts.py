@@ -59,8 +59,10 @@ class Sink:
     def finish(self) -> None:
         """Take no more events; deliver those pending."""
 
-    def wait(self, deadline: float) -> None:
-        """Wait for the pending events until deadline (a time.monotonic())."""
+    def wait(self, deadline: float) -> bool:
+        """Wait for the pending events until deadline (a time.monotonic());
+        False when the operator stopped the wait (Ctrl-C)."""
+        return True
 
 
 class JsonLinesSink(Sink):
@@ -102,6 +104,7 @@ class WebhookSink(Sink):
         self.on_failure = on_failure
         self._queue: queue.Queue[Event | None] = queue.Queue(maxsize=1000)
         self._sending: Event | None = None
+        self._delivered = threading.Event()  # set when the thread has ended
         self._thread = threading.Thread(
             target=self._deliver, daemon=True, name="dbr-webhook"
         )
@@ -117,24 +120,36 @@ class WebhookSink(Sink):
         with suppress(queue.Full):  # then wait() gives up on the rest
             self._queue.put_nowait(None)
 
-    def wait(self, deadline: float) -> None:
+    def wait(self, deadline: float) -> bool:
         """Wait for delivery until deadline; whatever is still pending then
         (an operator's Ctrl-C also stops the wait) is journaled as not
         delivered, so that no alert is lost without a trace."""
-        with suppress(KeyboardInterrupt):
-            self._thread.join(max(0.0, deadline - time.monotonic()))
-        if not self._thread.is_alive():
-            return
+        waited = True
+        try:
+            self._delivered.wait(max(0.0, deadline - time.monotonic()))
+        except KeyboardInterrupt:
+            waited = False
+        if self._delivered.is_set():
+            return waited
         left = [self._sending] if self._sending is not None else []
         with suppress(queue.Empty):
             while True:
                 left.append(self._queue.get_nowait())
         for event in filter(None, left):
             self.on_failure(
-                self.name, event, "not confirmed delivered when dbr stopped waiting"
+                self.name,
+                event,
+                f"{self.name}: not confirmed delivered when dbr stopped waiting",
             )
+        return waited
 
     def _deliver(self) -> None:
+        try:
+            self._deliver_all()
+        finally:
+            self._delivered.set()
+
+    def _deliver_all(self) -> None:
         import httpx  # here: most commands send no webhook, and it takes 40 ms
 
         with httpx.Client(timeout=self.timeout, follow_redirects=False) as client:
@@ -277,7 +292,8 @@ class Router:
         for sink in self.sinks:
             sink.finish()
         for sink in self.sinks:
-            sink.wait(deadline)
+            if not sink.wait(deadline):
+                deadline = 0.0  # Ctrl-C: no more waiting, for any sink
 
 
 def _with_count(event: Event, count: int) -> Event:

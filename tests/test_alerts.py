@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -19,6 +22,8 @@ from core.events import Event, Severity
 from core.rollback import run_rollback
 from core.targets import make_engine
 from core.workspace import Workspace
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 class Hook(ThreadingHTTPServer):
@@ -186,7 +191,9 @@ def test_alerts_a_webhook_has_not_taken_when_dbr_stops_waiting_are_journaled(
     sent = {f["data"]["event"] for f in _failures(ws)}
     assert sent == {ev.OPERATION_STARTED, "rollback.notify"}
     assert all(
-        f["data"]["error"] == "not confirmed delivered when dbr stopped waiting"
+        f["data"]["error"].endswith(
+            ": not confirmed delivered when dbr stopped waiting"
+        )
         for f in _failures(ws)
     )
     assert all(f["operation_id"] == outcome.operation_id for f in _failures(ws))
@@ -321,3 +328,38 @@ def test_a_backup_verb_that_fails_delivers_its_alerts_before_it_exits(
     failed = [b for b in hook.bodies if b["kind"] == ev.OPERATION_FAILED]
     assert failed and failed[0]["target"] == "app", hook.bodies
     assert "verif" in failed[0]["text"]
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["INT", "TERM"])
+def test_a_signal_while_dbr_waits_for_a_webhook_at_exit_journals_what_is_left(
+    tmp_path: Path, hook: Hook, stop: signal.Signals
+) -> None:
+    hook.mode = "slow"
+    ws = _workspace(tmp_path, hook.url, timeout=120)
+    ws.close()
+    config = tmp_path / "dbr.toml"
+    config.write_text(config.read_text().replace('"warning"', '"info"'))
+    run = subprocess.Popen(
+        [sys.executable, "-c", "from console.cli import entry; entry()"]
+        + ["--config", str(config), "backups", "create", "app"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    ws = Workspace.open(config)
+
+    def backed_up() -> bool:
+        done = ws.journal.operations("app", kind="backup.create")
+        return bool(done) and done[0]["status"] == "succeeded"
+
+    _wait_for(backed_up, "the backup")
+    _wait_for(hook.holding.is_set, "the receiver to hold the first alert")
+    run.send_signal(stop)  # dbr is done, and waits for the webhook
+    _, stderr = run.communicate(timeout=60)
+
+    assert run.returncode == 0, stderr  # the backup stands
+    assert "Traceback" not in stderr
+    left = {f["data"]["event"] for f in _failures(ws)}
+    assert left == {ev.OPERATION_STARTED, ev.OPERATION_SUCCEEDED}
+    ws.close()

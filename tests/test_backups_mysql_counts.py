@@ -44,8 +44,7 @@ TRICKY = [
     "  select s;\nend",
     # Made without backslash escapes, 'C:\' is a whole string.
     "set session sql_mode = concat(@@sql_mode, ',NO_BACKSLASH_ESCAPES')",
-    "create trigger notes_bu before update on notes for each row\n"
-    "set @path = 'C:\\'",
+    "create trigger notes_bu before update on notes for each row\nset @path = 'C:\\'",
     "set session sql_mode = replace(@@sql_mode, 'NO_BACKSLASH_ESCAPES', '')",
     # A MERGE table has no rows of its own; a versioned one has its current rows.
     "create table part1 (a int) engine=myisam",

@@ -101,12 +101,22 @@ def close_workspaces() -> None:
     """Close the workspaces this command opened: the alerts still queued for
     webhooks go out first (each sink waits a bounded time), so a verb that
     ends, or fails, at once does not take its last alerts with it."""
-    while _opened:
-        ws = _opened.pop()
-        try:
-            ws.close()
-        except (Exception, KeyboardInterrupt):  # the command's own result stands
-            log.exception("closing the workspace failed")
+    if not _opened:
+        return
+    # SIGTERM stops the wait as Ctrl-C does: what is pending is still journaled.
+    stopping = threading.current_thread() is threading.main_thread()
+    if stopping:
+        before = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        while _opened:
+            ws = _opened.pop()
+            try:
+                ws.close()
+            except (Exception, KeyboardInterrupt):  # the command's result stands
+                log.exception("closing the workspace failed")
+    finally:
+        if stopping:
+            signal.signal(signal.SIGTERM, before)
 
 
 def emit_json(value: Any) -> None:
