@@ -92,7 +92,7 @@ def verify(
                     "row counts in a scratch restore",
                     not differences,
                     "; ".join(differences)
-                    or f"{len(counts)} tables match the manifest",
+                    or f"the {len(backup.tables)} tables of the manifest match",
                 )
             except DbrError as exc:
                 check("restore into a scratch database", False, str(exc))
