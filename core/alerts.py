@@ -59,9 +59,9 @@ class Sink:
     def finish(self) -> None:
         """Take no more events; deliver those pending."""
 
-    def wait(self, deadline: float) -> bool:
-        """Wait for the pending events until deadline (a time.monotonic());
-        False when the operator stopped the wait (Ctrl-C)."""
+    def wait(self, deadline: float, stop: threading.Event | None = None) -> bool:
+        """Wait for the pending events until deadline (a time.monotonic()) or
+        stop is set; False when the operator stopped the wait."""
         return True
 
 
@@ -120,15 +120,18 @@ class WebhookSink(Sink):
         with suppress(queue.Full):  # then wait() gives up on the rest
             self._queue.put_nowait(None)
 
-    def wait(self, deadline: float) -> bool:
+    def wait(self, deadline: float, stop: threading.Event | None = None) -> bool:
         """Wait for delivery until deadline; whatever is still pending then
-        (an operator's Ctrl-C also stops the wait) is journaled as not
+        (the operator can stop the wait: stop, or Ctrl-C) is journaled as not
         delivered, so that no alert is lost without a trace."""
         waited = True
         try:
-            self._delivered.wait(max(0.0, deadline - time.monotonic()))
+            while not self._delivered.wait(min(0.05, deadline - time.monotonic())):
+                if time.monotonic() >= deadline or stop is not None and stop.is_set():
+                    break
         except KeyboardInterrupt:
             waited = False
+        waited = waited and not (stop is not None and stop.is_set())
         if self._delivered.is_set():
             return waited
         left = [self._sending] if self._sending is not None else []
@@ -286,14 +289,15 @@ class Router:
             )
         )
 
-    def close(self, timeout: float = 5.0) -> None:
-        """Deliver what every sink has pending, all at once, within timeout."""
+    def close(self, timeout: float = 5.0, stop: threading.Event | None = None) -> None:
+        """Deliver what every sink has pending, all at once, within timeout
+        (or until stop is set)."""
         deadline = time.monotonic() + timeout
         for sink in self.sinks:
             sink.finish()
         for sink in self.sinks:
-            if not sink.wait(deadline):
-                deadline = 0.0  # Ctrl-C: no more waiting, for any sink
+            if not sink.wait(deadline, stop):
+                deadline = 0.0  # stopped: no more waiting, for any sink
 
 
 def _with_count(event: Event, count: int) -> Event:

@@ -6,6 +6,7 @@ The CLI and the console each open one and call the same engine functions with it
 from __future__ import annotations
 
 import os
+import threading
 from functools import cached_property
 
 from core.alerts import Router, build_sinks
@@ -23,6 +24,7 @@ class Workspace:
         self.bus = Bus()
         self._targets: dict[str, Target] = {}
         self._router: Router | None = None
+        self._closed = False
 
     @classmethod
     def open(cls, config: str | os.PathLike | None = None) -> Workspace:
@@ -61,9 +63,14 @@ class Workspace:
     def targets(self) -> list[Target]:
         return [self.target(name) for name in self.settings.targets]
 
-    def close(self, timeout: float = 5.0) -> None:
+    def close(self, timeout: float = 5.0, stop: threading.Event | None = None) -> None:
+        """Deliver pending alerts (within timeout, or until stop is set), then
+        let go of connections and the state store; once is enough."""
+        if self._closed:
+            return
+        self._closed = True
         if self._router is not None:
-            self._router.close(timeout)
+            self._router.close(timeout, stop)
         for target in self._targets.values():
             target.dispose()
         if "store" in self.__dict__:

@@ -46,6 +46,9 @@ TRICKY = [
     "set session sql_mode = concat(@@sql_mode, ',NO_BACKSLASH_ESCAPES')",
     "create trigger notes_bu before update on notes for each row\nset @path = 'C:\\'",
     "set session sql_mode = replace(@@sql_mode, 'NO_BACKSLASH_ESCAPES', '')",
+    # "--" then any control character starts a comment.
+    "create procedure dashes()\nbegin\n  --\x0c'\n  select 'x;;\nDELIMITER ;\n"
+    "INSERT INTO `notes` VALUES (7),(8);\nCREATE TABLE `ghost2` (\n';\nend",
     # A MERGE table has no rows of its own; a versioned one has its current rows.
     "create table part1 (a int) engine=myisam",
     "create table part2 (a int) engine=myisam",
@@ -55,6 +58,11 @@ TRICKY = [
     "create table hist (id int primary key, v int) with system versioning",
     "insert into hist values (1, 1), (2, 2)",
     "update hist set v = 3 where id = 1",
+    # With ANSI_QUOTES, "a\" is a whole name.
+    "set session sql_mode = concat(@@sql_mode, ',ANSI_QUOTES')",
+    'create trigger part1_bi before insert on part1 for each row set @"a\\" = 1',
+    "set session sql_mode = replace(@@sql_mode, 'ANSI_QUOTES', '')",
+    'create trigger part2_bi before insert on part2 for each row set @b = "\\""',
 ]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -99,24 +100,34 @@ _opened: list[Workspace] = []
 
 def close_workspaces() -> None:
     """Close the workspaces this command opened: the alerts still queued for
-    webhooks go out first (each sink waits a bounded time), so a verb that
-    ends, or fails, at once does not take its last alerts with it."""
+    webhooks go out first (all sinks at once, a bounded wait), so a verb that
+    ends, or fails, at once does not take its last alerts with it. Ctrl-C or
+    SIGTERM end the wait (what is left is journaled); a second one aborts."""
     if not _opened:
         return
-    # SIGTERM stops the wait as Ctrl-C does: what is pending is still journaled.
-    stopping = threading.current_thread() is threading.main_thread()
-    if stopping:
-        before = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    stop = threading.Event()
+
+    def stopping(signum: int, frame: object) -> None:
+        if stop.is_set():  # asked twice: go now
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+        stop.set()
+
+    main = threading.current_thread() is threading.main_thread()
+    if main:
+        before = {
+            s: signal.signal(s, stopping) for s in (signal.SIGINT, signal.SIGTERM)
+        }
     try:
         while _opened:
-            ws = _opened.pop()
             try:
-                ws.close()
-            except (Exception, KeyboardInterrupt):  # the command's result stands
+                _opened.pop().close(stop=stop)
+            except Exception:  # noqa: BLE001 - the command's own result stands
                 log.exception("closing the workspace failed")
     finally:
-        if stopping:
-            signal.signal(signal.SIGTERM, before)
+        if main:
+            for signum, handler in before.items():
+                signal.signal(signum, handler)
 
 
 def emit_json(value: Any) -> None:

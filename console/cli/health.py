@@ -290,7 +290,6 @@ def cmd_watch(args: argparse.Namespace) -> int:
         finally:
             if stop_metrics is not None:
                 stop_metrics()
-            ws.close()
     print("dbr: watch stopped", file=sys.stderr, flush=True)
     return EXIT_OK
 

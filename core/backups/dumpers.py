@@ -197,6 +197,31 @@ def _dump_postgresql(
     )
 
 
+# The rest of a token: a quoted name, /*! (read through), a comment ("--"
+# then any space or control character, or "#", to the line's end), ;;, other.
+_BODY_REST = (
+    rb"|`[^`]*+`|/\*!\d*|/\*.*?\*/|(?:--(?=[\x00-\x20])|#)[^\n]*+|;;"
+    rb"|[^'\"`/;#-]++|."
+)
+_ESCAPED = (rb"'(?:[^'\\]|\\.)*+'", rb"\"(?:[^\"\\]|\\.)*+\"")
+# Strings without backslash escapes (NO_BACKSLASH_ESCAPES), and "names"
+# (ANSI_QUOTES).
+_PLAIN = (rb"'[^']*+'", rb"\"[^\"]*+\"")
+# Tokens of SQL in a dump's DELIMITER ;; block, by the sql_mode it was made in:
+# (NO_BACKSLASH_ESCAPES, ANSI_QUOTES).
+_BODY_TOKENS = {
+    (plain, ansi): re.compile(
+        (_PLAIN if plain else _ESCAPED)[0]
+        + b"|"
+        + (_PLAIN if plain or ansi else _ESCAPED)[1]
+        + _BODY_REST,
+        re.DOTALL,
+    )
+    for plain in (False, True)
+    for ansi in (False, True)
+}
+
+
 class MysqlRows:
     """Counts, per table, the rows a mysqldump (or mariadb-dump) stream holds,
     as the stream passes.
@@ -225,14 +250,6 @@ class MysqlRows:
     )
     # Each trigger, routine and event is dumped with the sql_mode it was made in.
     _MODE = re.compile(rb"/\*!\d+ SET sql_mode +=[ ]*(?:'([^']*)'|@)")
-    # SQL in a DELIMITER ;; block: strings, quoted names, /*! (read through),
-    # comments, ;;, the rest.
-    _BODY_REST = rb"|`[^`]*+`|/\*!\d*|/\*.*?\*/|(?:--[ \t]|#)[^\n]*+|;;|[^'\"`/;#-]++|."
-    _BODY_TOKEN = re.compile(
-        rb"'(?:[^'\\]|\\.)*+'|\"(?:[^\"\\]|\\.)*+\"" + _BODY_REST, re.DOTALL
-    )
-    # The same where the body was made with sql_mode NO_BACKSLASH_ESCAPES.
-    _PLAIN_BODY_TOKEN = re.compile(rb"'[^']*+'|\"[^\"]*+\"" + _BODY_REST, re.DOTALL)
     LONGEST_BODY = 1 << 24  # bytes; longer, it is taken for a misreading
     _BLOCK_END = re.compile(rb"[ \t]*\r?\nDELIMITER ;[ \t]*\r?\n")
     _STRING = re.compile(rb"'[^'\\]*+(?:\\.[^'\\]*+)*+'", re.DOTALL)
@@ -246,7 +263,7 @@ class MysqlRows:
         self._into: str | None = None  # the table of an INSERT not ended yet
         self._row_a_line = False  # its rows come one per line (MariaDB)
         self._body: bytes | None = None  # a trigger, routine or event not ended
-        self._tokens = self._BODY_TOKEN  # how its strings escape quotes
+        self._tokens = _BODY_TOKENS[False, False]  # its sql_mode's quoting
 
     def __call__(self, block: bytes) -> None:
         last = block.rfind(b"\n")
@@ -353,11 +370,14 @@ class MysqlRows:
 
     def _mode(self, text: bytes, at: int) -> None:
         """Follow the dump's SET sql_mode: without backslash escapes, 'C:\\' is
-        a whole string in the bodies that follow."""
+        a whole string in the bodies that follow; with ANSI_QUOTES, "a\\" is a
+        whole name."""
         found = self._MODE.match(text, at)
         if found is not None:
-            plain = b"NO_BACKSLASH_ESCAPES" in (found.group(1) or b"")
-            self._tokens = self._PLAIN_BODY_TOKEN if plain else self._BODY_TOKEN
+            mode = found.group(1) or b""
+            plain = b"NO_BACKSLASH_ESCAPES" in mode
+            ansi = b"ANSI_QUOTES" in mode or b"ANSI," in mode + b","
+            self._tokens = _BODY_TOKENS[plain, ansi]
 
     def end(self) -> None:
         """The dump is over: a statement still open means it was misread."""
@@ -420,6 +440,11 @@ def _dump_mysql(
             if odd.get(name, "").upper() not in _NO_ROWS_OF_THEIR_OWN
         }
         rows.end()
+        listed = set(inspect.table_names(conn, "mysql"))
+        if rows.unreadable is None and set(rows.counts) != listed:
+            rows.unreadable = "tables other than the database's: " + ", ".join(
+                sorted(set(rows.counts) ^ listed)[:5]
+            )
         # The client sends each statement to the server in one packet.
         requires["max_allowed_packet"] = rows.longest
         if rows.unreadable is not None:
