@@ -76,8 +76,9 @@ def table_names(conn: Connection, dialect: str) -> list[str]:
         return list(
             conn.execute(
                 sa.text(
-                    "select table_name from information_schema.tables where table_schema = "
-                    f"database() and table_type in {_MYSQL_TABLES} order by table_name"
+                    "select table_name from information_schema.tables where "
+                    f"table_schema = database() and table_type in {_MYSQL_TABLES} "
+                    "order by table_name"
                 )
             ).scalars()
         )
