@@ -51,11 +51,6 @@ class Sink:
     def send(self, event: Event) -> None:
         raise NotImplementedError
 
-    def close(self, timeout: float = 5.0) -> None:
-        """Deliver what is pending, waiting at most timeout seconds."""
-        self.finish()
-        self.wait(time.monotonic() + timeout)
-
     def finish(self) -> None:
         """Take no more events; deliver those pending."""
 
@@ -124,16 +119,16 @@ class WebhookSink(Sink):
         """Wait for delivery until deadline; whatever is still pending then
         (the operator can stop the wait: stop, or Ctrl-C) is journaled as not
         delivered, so that no alert is lost without a trace."""
-        waited = True
+        stopped = False
         try:
             while not self._delivered.wait(min(0.05, deadline - time.monotonic())):
-                if time.monotonic() >= deadline or stop is not None and stop.is_set():
+                stopped = stop is not None and stop.is_set()
+                if stopped or time.monotonic() >= deadline:
                     break
         except KeyboardInterrupt:
-            waited = False
-        waited = waited and not (stop is not None and stop.is_set())
+            stopped = True
         if self._delivered.is_set():
-            return waited
+            return not stopped
         left = [self._sending] if self._sending is not None else []
         with suppress(queue.Empty):
             while True:
@@ -144,7 +139,7 @@ class WebhookSink(Sink):
                 event,
                 f"{self.name}: not confirmed delivered when dbr stopped waiting",
             )
-        return waited
+        return not stopped
 
     def _deliver(self) -> None:
         try:

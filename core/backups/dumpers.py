@@ -203,7 +203,7 @@ _BODY_REST = (
     rb"|`[^`]*+`|/\*!\d*|/\*.*?\*/|(?:--(?=[\x00-\x20])|#)[^\n]*+|;;"
     rb"|[^'\"`/;#-]++|."
 )
-_ESCAPED = (rb"'(?:[^'\\]|\\.)*+'", rb"\"(?:[^\"\\]|\\.)*+\"")
+_ESCAPED = (rb"'[^'\\]*+(?:\\.[^'\\]*+)*+'", rb"\"[^\"\\]*+(?:\\.[^\"\\]*+)*+\"")
 # Strings without backslash escapes (NO_BACKSLASH_ESCAPES), and "names"
 # (ANSI_QUOTES).
 _PLAIN = (rb"'[^']*+'", rb"\"[^\"]*+\"")
@@ -239,6 +239,7 @@ class MysqlRows:
     (unreadable says which); the dump goes on.
     """
 
+    LONGEST_BODY = 1 << 24  # bytes; longer, it is taken for a misreading
     # Possessive (*+): a failed match must not try every way to split ``.
     _NAME = rb"`((?:[^`]|``)++)`"
     _TABLE = re.compile(rb"CREATE TABLE " + _NAME + rb" \(")
@@ -250,9 +251,8 @@ class MysqlRows:
     )
     # Each trigger, routine and event is dumped with the sql_mode it was made in.
     _MODE = re.compile(rb"/\*!\d+ SET sql_mode +=[ ]*(?:'([^']*)'|@)")
-    LONGEST_BODY = 1 << 24  # bytes; longer, it is taken for a misreading
     _BLOCK_END = re.compile(rb"[ \t]*\r?\nDELIMITER ;[ \t]*\r?\n")
-    _STRING = re.compile(rb"'[^'\\]*+(?:\\.[^'\\]*+)*+'", re.DOTALL)
+    _STRING = re.compile(_ESCAPED[0], re.DOTALL)  # the dump's own: backslashes
 
     def __init__(self) -> None:
         self.counts: dict[str, int] = {}
